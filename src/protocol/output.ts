@@ -1,0 +1,146 @@
+/**
+ * ProtocolWriter: the outbound byte stream of a session. Encoders append synchronously to a
+ * pending buffer; flush() hands it to the sink, cut into MSG_DATA frames once multiplexing is on.
+ * Callers await `writable()` at natural points so output respects the sink's backpressure.
+ */
+import type { Writable } from 'node:stream';
+import { ByteWriter } from './bytes.js';
+import { DATA_FRAME_MAX, frameHeader, MsgTag, tagForProtocol } from './mux.js';
+import { NdxState, writeNdx } from './ndx.js';
+import { writeLongint, writeVarint, writeVarlong, writeVstring } from './varint.js';
+
+const FLUSH_THRESHOLD = 256 * 1024;
+
+export interface Sink {
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+export class ProtocolWriter {
+  readonly pending = new ByteWriter(FLUSH_THRESHOLD + 64 * 1024);
+  private multiplexed = false;
+  private blocked = false;
+  private drainWaiters: Array<() => void> = [];
+  /** Bytes handed to the sink (frame headers included), for stats. */
+  totalWritten = 0;
+  readonly ndxState = new NdxState();
+  protocol = 32;
+
+  constructor(private readonly sink: Sink | Writable) {}
+
+  setMultiplexed(on: boolean): void {
+    this.flush();
+    this.multiplexed = on;
+  }
+
+  get isMultiplexed(): boolean {
+    return this.multiplexed;
+  }
+
+  u8(v: number): void {
+    this.pending.u8(v);
+  }
+  u16(v: number): void {
+    this.pending.u16(v);
+  }
+  i32(v: number): void {
+    this.pending.i32(v);
+  }
+  bytes(b: Uint8Array): void {
+    this.pending.bytes(b);
+  }
+  varint(v: number): void {
+    writeVarint(this.pending, v);
+  }
+  varlong(v: number, minBytes: number): void {
+    writeVarlong(this.pending, v, minBytes);
+  }
+  longint(v: number): void {
+    writeLongint(this.pending, v);
+  }
+  varint30(v: number): void {
+    if (this.protocol < 30) this.pending.i32(v);
+    else writeVarint(this.pending, v);
+  }
+  varlong30(v: number, minBytes: number): void {
+    if (this.protocol < 30) writeLongint(this.pending, v);
+    else writeVarlong(this.pending, v, minBytes);
+  }
+  vstring(s: Buffer): void {
+    writeVstring(this.pending, s);
+  }
+  ndx(n: number): void {
+    writeNdx(this.pending, this.ndxState, this.protocol, n);
+  }
+
+  get pendingBytes(): number {
+    return this.pending.length;
+  }
+
+  /** Hands all pending data to the sink. */
+  flush(): void {
+    const len = this.pending.length;
+    if (len === 0) return;
+    const src = this.pending.view();
+    let out: Buffer;
+    if (!this.multiplexed) {
+      out = Buffer.from(src);
+    } else {
+      const frames = Math.ceil(len / DATA_FRAME_MAX);
+      out = Buffer.allocUnsafe(len + 4 * frames);
+      let o = 0;
+      for (let i = 0; i < len; i += DATA_FRAME_MAX) {
+        const n = Math.min(DATA_FRAME_MAX, len - i);
+        out.writeUInt32LE(frameHeader(MsgTag.DATA, n), o);
+        src.copy(out, o + 4, i, i + n);
+        o += 4 + n;
+      }
+    }
+    this.pending.reset();
+    this.toSink(out);
+  }
+
+  private toSink(out: Buffer): void {
+    this.totalWritten += out.length;
+    if (!this.sink.write(out) && !this.blocked) {
+      this.blocked = true;
+      this.sink.once('drain', () => {
+        this.blocked = false;
+        const waiters = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const w of waiters) w();
+      });
+    }
+  }
+
+  /** Sends an out-of-band message (after any pending data, preserving order). */
+  message(tag: number, payload: Buffer | string): void {
+    const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+    this.flush();
+    const t = tagForProtocol(tag, this.protocol);
+    const out = Buffer.allocUnsafe(4 + body.length);
+    out.writeUInt32LE(frameHeader(t, body.length), 0);
+    body.copy(out, 4);
+    this.toSink(out);
+  }
+
+  /** An empty MSG_DATA frame: the keep-alive every client version accepts. */
+  keepAlive(): void {
+    this.flush();
+    const out = Buffer.alloc(4);
+    out.writeUInt32LE(frameHeader(MsgTag.DATA, 0), 0);
+    this.toSink(out);
+  }
+
+  /** Flushes when enough is pending, and waits while the sink is backpressured. */
+  async writable(): Promise<void> {
+    if (this.pending.length >= FLUSH_THRESHOLD) this.flush();
+    if (this.blocked) await new Promise<void>((r) => this.drainWaiters.push(r));
+  }
+
+  /** Flushes everything and waits until the sink has accepted it. */
+  async drain(): Promise<void> {
+    this.flush();
+    if (this.blocked) await new Promise<void>((r) => this.drainWaiters.push(r));
+  }
+}
