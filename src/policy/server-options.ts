@@ -115,9 +115,22 @@ export interface ServerOptions {
   useQsort: boolean;
   iconv?: string;
   timeout: number;
+  /** --bwlimit, converted to bytes per second (the client's plain number means KiB/s). */
   bwlimit?: number;
   maxAlloc?: number;
   super: boolean;
+
+  /** --open-noatime: open files with O_NOATIME. */
+  openNoatime: boolean;
+  /** --fake-super: store privileged attributes in xattrs. */
+  fakeSuper: boolean;
+
+  /**
+   * Canonical long names of every option the client gave (short letters mapped to their long
+   * names, aliases to one spelling, e.g. 'delete-after', 'copy-links', 'no-W'), in order, without
+   * duplicates. policy/restrict.ts checks these against the grant's allow-list.
+   */
+  given: string[];
 
   /** Paths after the "." argument (byte strings). */
   args: string[];
