@@ -5,6 +5,28 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Grant } from '../policy/grant.js';
+import { ProtocolReader } from '../protocol/input.js';
+import { ProtocolWriter } from '../protocol/output.js';
+import { MsgTag } from '../protocol/mux.js';
+import { ExitCode, RsyncError } from '../protocol/errors.js';
+import { initChecksums } from '../protocol/checksum.js';
+import { initCompression } from '../protocol/token.js';
+import { parseProtectedArgs, parseServerArgs } from '../policy/options.js';
+import { applyGrant } from '../policy/restrict.js';
+import type { ServerOptions } from '../policy/server-options.js';
+import { Sandbox } from '../sandbox/sandbox.js';
+import {
+  checksumSpecs,
+  chooseSeed,
+  computeCompatFlags,
+  exchangeVersions,
+  negotiate,
+  readProtectedArgs,
+} from './handshake.js';
+import { CF, type SessionContext } from './context.js';
+import { PeerExitSignal as PeerExit } from './peer-exit.js';
+import { allowIncRecurseForReceiver, runReceiver } from './receiver.js';
+import { allowIncRecurseForSender, runSender } from './sender.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -32,9 +54,135 @@ export interface SessionResult {
   files?: number;
 }
 
-/** Placeholder until the engine lands: refuses with an rsync-style message. */
+let initialised: Promise<void> | null = null;
+function initEngine(): Promise<void> {
+  initialised ??= Promise.all([initChecksums(), initCompression()]).then(() => undefined);
+  return initialised;
+}
+
+function writeStderr(io: SessionIO, text: string): void {
+  io.stderr.write(Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'latin1'));
+}
+
+function parseOptions(argv: string[], grant: Grant): ServerOptions {
+  return applyGrant(parseServerArgs(argv), grant);
+}
+
 export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promise<SessionResult> {
-  void req;
-  io.stderr.write('rrsyncd: the rsync engine is not available yet\n');
-  return { exitCode: 4, role: 'none', bytesIn: 0, bytesOut: 0 };
+  const log = req.log;
+  let opts: ServerOptions;
+  try {
+    opts = parseOptions(req.argv, req.grant);
+  } catch (err) {
+    return refuseBeforeStart(io, log, err);
+  }
+  const role = opts.sender ? 'sender' : 'receiver';
+  const reader = new ProtocolReader(io.input);
+  const writer = new ProtocolWriter(io.output);
+  reader.onStarve = () => writer.flush();
+  let sandbox: Sandbox | undefined;
+  let ctx: SessionContext | undefined;
+  const result = (exitCode: number): SessionResult => ({
+    exitCode,
+    role,
+    bytesIn: reader.totalRead,
+    bytesOut: writer.totalWritten,
+  });
+
+  try {
+    await initEngine();
+    if (opts.protectArgs) {
+      const streamArgs = await readProtectedArgs(reader);
+      opts = applyGrant(parseProtectedArgs(opts, streamArgs), req.grant);
+      log.info({ protectedArgs: streamArgs.map((a) => Buffer.from(a, 'latin1').toString('utf8')) }, 'secluded args');
+    }
+    sandbox = Sandbox.open(req.grant.root);
+    const protocol = await exchangeVersions(reader, writer);
+    reader.protocol = writer.protocol = protocol;
+    const allowInc = opts.sender ? allowIncRecurseForSender(opts) : allowIncRecurseForReceiver(opts);
+    const compatFlags = protocol >= 30 ? computeCompatFlags(opts, allowInc) : 0;
+    if (protocol >= 30) {
+      writer.varint(compatFlags);
+    }
+    const negotiated = await negotiate(reader, writer, protocol, compatFlags, opts);
+    const seed = chooseSeed(opts);
+    writer.i32(seed);
+    writer.flush();
+    const sums = checksumSpecs(negotiated, protocol, seed, compatFlags);
+    ctx = {
+      protocol,
+      compatFlags,
+      seed,
+      xferSum: sums.xfer,
+      fileSum: sums.file,
+      compress: negotiated.compress,
+      compressLevel: negotiated.compressLevel,
+      opts,
+      grant: req.grant,
+      sandbox,
+      reader,
+      writer,
+      log,
+      signal: req.signal,
+      ioError: 0,
+      hadTransferError: false,
+    };
+    log.info(
+      { protocol, compatFlags, checksum: negotiated.xferName, compress: negotiated.compress, role, incRecurse: (compatFlags & CF.INC_RECURSE) !== 0 },
+      'session negotiated',
+    );
+    // From here on the server's output is multiplexed (any protocol >= 23); the client's from 30.
+    writer.setMultiplexed(true);
+    reader.setMultiplexed(protocol >= 30);
+    const code = opts.sender ? await runSender(ctx) : await runReceiver(ctx);
+    await writer.drain();
+    return result(code);
+  } catch (err) {
+    const code = await reportFatal(io, ctx, log, err);
+    return result(code);
+  } finally {
+    sandbox?.close();
+  }
+}
+
+function refuseBeforeStart(io: SessionIO, log: Logger, err: unknown): SessionResult {
+  const code = err instanceof RsyncError ? err.code : ExitCode.SYNTAX;
+  const message = err instanceof Error ? err.message : String(err);
+  log.warn({ refusal: message, exitCode: code }, 'refused');
+  writeStderr(io, message);
+  return { exitCode: code, role: 'none', bytesIn: 0, bytesOut: 0 };
+}
+
+/** Reports a fatal error the way the client expects for the protocol in use, and returns the exit code. */
+async function reportFatal(io: SessionIO, ctx: SessionContext | undefined, log: Logger, err: unknown): Promise<number> {
+  if (err instanceof PeerExit) {
+    if (ctx && ctx.protocol >= 31) {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(err.code, 0);
+      ctx.writer.message(MsgTag.ERROR_EXIT, b);
+      await ctx.writer.drain().catch(() => undefined);
+    }
+    log.info({ exitCode: err.code }, 'client requested exit');
+    return err.code;
+  }
+  const code = err instanceof RsyncError ? err.code : ExitCode.PROTOCOL;
+  const message = err instanceof Error ? err.message : String(err);
+  log.warn({ err: message, exitCode: code, stack: err instanceof RsyncError ? undefined : (err as Error)?.stack }, 'session failed');
+  if (!ctx || !ctx.writer.isMultiplexed) {
+    writeStderr(io, message);
+    return code;
+  }
+  const line = message.endsWith('\n') ? message : `${message}\n`;
+  ctx.writer.message(MsgTag.ERROR, line);
+  if (ctx.protocol >= 31 && code !== ExitCode.STREAMIO) {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(code, 0);
+    ctx.writer.message(MsgTag.ERROR_EXIT, b);
+    ctx.writer.flush();
+    // As the reference does: keep reading until the client closes (it answers MSG_ERROR_EXIT).
+    await ctx.reader.drainUntilEof(10_000);
+  } else {
+    await Promise.race([ctx.writer.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
+  }
+  return code;
 }

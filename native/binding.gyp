@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "rrsyncd_native",
+      "sources": ["rrsyncd_native.c"],
+      "cflags": ["-O2", "-Wall"]
+    }
+  ]
+}

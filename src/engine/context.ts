@@ -1,0 +1,52 @@
+/**
+ * Everything the roles need to know about one session once the handshake is over.
+ */
+import type { Logger } from 'pino';
+import type { ProtocolReader } from '../protocol/input.js';
+import type { ProtocolWriter } from '../protocol/output.js';
+import type { ChecksumSpec } from '../protocol/checksum.js';
+import type { CompressName } from '../protocol/token.js';
+import type { ServerOptions } from '../policy/server-options.js';
+import type { Grant } from '../policy/grant.js';
+import type { Sandbox } from '../sandbox/sandbox.js';
+
+export const CF = {
+  INC_RECURSE: 0x001,
+  SYMLINK_TIMES: 0x002,
+  SYMLINK_ICONV: 0x004,
+  SAFE_FLIST: 0x008,
+  AVOID_XATTR_OPTIM: 0x010,
+  CHKSUM_SEED_FIX: 0x020,
+  INPLACE_PARTIAL_DIR: 0x040,
+  VARINT_FLIST_FLAGS: 0x080,
+  ID0_NAMES: 0x100,
+} as const;
+
+export interface SessionContext {
+  protocol: number;
+  compatFlags: number;
+  seed: number;
+  /** Block and whole-file transfer checksum. */
+  xferSum: ChecksumSpec;
+  /** --checksum file-list checksum. */
+  fileSum: ChecksumSpec;
+  compress: CompressName;
+  compressLevel: number | undefined;
+  opts: ServerOptions;
+  grant: Grant;
+  sandbox: Sandbox;
+  reader: ProtocolReader;
+  writer: ProtocolWriter;
+  log: Logger;
+  signal?: AbortSignal;
+  /** io_error bits collected on our side (1 general, 2 vanished, 4 delete limit). */
+  ioError: number;
+  /** Set when a per-file error was reported (exit 23 at the end). */
+  hadTransferError: boolean;
+}
+
+export const IOERR = { GENERAL: 1, VANISHED: 2, DEL_LIMIT: 4 } as const;
+
+export function incRecurse(ctx: SessionContext): boolean {
+  return (ctx.compatFlags & CF.INC_RECURSE) !== 0;
+}

@@ -1,0 +1,58 @@
+/**
+ * Runs the engine over stdin/stdout, the way `rsync -e test/pipe/rsh.sh` expects a remote shell
+ * to run `rsync --server ...`: no SSH involved, for fast engine tests against the real client.
+ * Env: RRSYNCD_TEST_ROOT (the grant's root), RRSYNCD_TEST_GRANT (JSON, optional partial Grant),
+ * RRSYNCD_TEST_LOG (file for pino output, optional).
+ */
+import pino from 'pino';
+import { runRsyncSession } from '../../src/engine/session.js';
+import { defaultGrant, type Grant } from '../../src/policy/grant.js';
+
+function splitLikeShell(cmd: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: string | null = null;
+  for (let i = 0; i < cmd.length; i++) {
+    const c = cmd[i];
+    if (quote === "'") {
+      if (c === "'") quote = null;
+      else cur += c;
+      continue;
+    }
+    if (quote === '"') {
+      if (c === '"') quote = null;
+      else if (c === '\\' && i + 1 < cmd.length && '$`"\\\n'.includes(cmd[i + 1])) cur += cmd[++i];
+      else cur += c;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\n') {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c === "'" || c === '"') quote = c;
+    else if (c === '\\' && i + 1 < cmd.length) cur += cmd[++i];
+    else cur += c;
+  }
+  if (inWord) words.push(cur);
+  return words;
+}
+
+const argv = process.argv.slice(2);
+const start = argv.indexOf('rsync') >= 0 ? argv.indexOf('rsync') : argv.findIndex((a) => a.endsWith('/rsync'));
+const command = Buffer.from(argv.slice(start).join(' '), 'utf8').toString('latin1');
+const words = splitLikeShell(command);
+const root = process.env.RRSYNCD_TEST_ROOT ?? process.cwd();
+const grant: Grant = { ...defaultGrant(root), ...(process.env.RRSYNCD_TEST_GRANT ? JSON.parse(process.env.RRSYNCD_TEST_GRANT) : {}) };
+const dest = process.env.RRSYNCD_TEST_LOG;
+const log = dest ? pino({ level: 'debug' }, pino.destination({ dest, append: true, sync: true })) : pino({ level: 'silent' });
+
+const result = await runRsyncSession(
+  { input: process.stdin, output: process.stdout, stderr: process.stderr },
+  { argv: words, grant, log },
+);
+log.info({ result }, 'session end');
+process.stdout.end(() => process.exit(result.exitCode));
