@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,10 +52,11 @@ static void to_timespec(int64_t sec, int64_t nsec, struct timespec *ts) {
   }
 }
 
-/* utimensat(dirfd, name, atimeSec, atimeNsec, mtimeSec, mtimeNsec): AT_SYMLINK_NOFOLLOW. */
+/* utimensat(dirfd, name, atimeSec, atimeNsec, mtimeSec, mtimeNsec[, follow]): AT_SYMLINK_NOFOLLOW
+ * unless follow is true (only for /proc/self/fd magic links of pinned inodes). */
 static napi_value js_utimensat(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int64_t dirfd, as, an, ms, mn;
   void *name;
@@ -72,7 +75,9 @@ static napi_value js_utimensat(napi_env env, napi_callback_info info) {
   struct timespec ts[2];
   to_timespec(as, an, &ts[0]);
   to_timespec(ms, mn, &ts[1]);
-  if (utimensat((int)dirfd, path, ts, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat");
+  bool follow = false;
+  if (argc >= 7) napi_get_value_bool(env, argv[6], &follow);
+  if (utimensat((int)dirfd, path, ts, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat");
   return NULL;
 }
 

@@ -22,10 +22,10 @@ import {
   type FlistOptions,
 } from '../protocol/flist.js';
 import { MsgTag } from '../protocol/mux.js';
-import { NDX_DEL_STATS, NDX_DONE, NDX_FLIST_EOF } from '../protocol/ndx.js';
+import { NDX_DEL_STATS, NDX_DONE, NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../protocol/ndx.js';
 import { chooseSumHead, readSumHead, writeBlockSums, writeSumHead, type SumHead } from '../protocol/sumhead.js';
 import { createTokenDecoder, type TokenDecoder } from '../protocol/token.js';
-import { SandboxError, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
+import { SandboxError, type Attrs, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
 import { isUnsafeSymlink, mungeSymlink } from '../sandbox/sandbox.js';
 import { BlockSumsBuilder } from './delta.js';
 import { FilterSet, type DirFilter } from './filter-match.js';
@@ -39,10 +39,11 @@ import { localIds } from '../sandbox/idmap.js';
 const READ_CHUNK = 1024 * 1024;
 const WRITE_BUFFER = 256 * 1024;
 
+/** The reference's allow_inc_recurse for a receiving server (protocol-notes §2.2). */
 export function allowIncRecurseForReceiver(opts: ServerOptions): boolean {
-  void opts;
-  // The whole list is received up front for now (fully interoperable; protocol-notes §2.2).
-  return false;
+  if (!opts.recursive || opts.useQsort || opts.pruneEmptyDirs || opts.delayUpdates) return false;
+  if (opts.deleteMode && (opts.deleteTiming === 'before' || opts.deleteTiming === 'after')) return false;
+  return true;
 }
 
 /** receiver_wants_list (protocol-notes §5.1): does the client send its filter list to us? */
@@ -51,12 +52,28 @@ export function receiverWantsFilterList(opts: ServerOptions, protocol: number): 
 }
 
 interface Pending {
+  list: FileList;
   entry: FileEntry;
   dest: string;
   head: SumHead;
   hasBasis: boolean;
   redo: boolean;
   iflags: number;
+}
+
+/** One received file list: the whole list, or (incremental recursion) one directory's children. */
+interface FileList {
+  ndxStart: number;
+  /** Sorted entries; entries[i].ndx === ndxStart + i. Emptied once the list is finished. */
+  entries: FileEntry[];
+  /** The directory this sub-list belongs to (incremental recursion lists after the first). */
+  parent?: FileEntry;
+  /** Transfers requested from this list that have not completed yet. */
+  pending: number;
+  /** Files of this list that failed verification once and must be requested again. */
+  redo: FileEntry[];
+  processed: boolean;
+  finished: boolean;
 }
 
 interface DeleteStats {
@@ -113,22 +130,38 @@ class Receiver {
   private readonly opts: ServerOptions;
   private readonly protocol: number;
   private readonly sandbox: Sandbox;
-  private list: FileEntry[] = [];
+  private readonly inc: boolean;
+  /** Lists not yet finished, oldest first (all lists without incremental recursion). */
+  private readonly lists: FileList[] = [];
+  /** Finished lists whose NDX_DONE the sender has not echoed yet (its echoes may still name them). */
+  private readonly unechoed: FileList[] = [];
+  private nextToProcess = 0;
+  private flistEof = false;
+  private nextNdxStart = 0;
+  /** Incremental recursion: every directory in list order; NDX_FLIST_OFFSET - d names dirList[d]. */
+  private readonly dirList: FileEntry[] = [];
+  private readonly dirsWithList = new Set<number>();
+  private flistReader!: FlistReader;
   private destRel = '';
   private singleFile = false;
   private filters: FilterSet | undefined;
   private flistIoError = 0;
   private peer!: { peerIoError: () => number };
   private readonly pending = new Map<number, Pending>();
-  private readonly redo: number[] = [];
   private readonly progress = new Notifier();
+  /** NDX_DONEs we wrote for finished lists, and whether the last one (G1, phase 1 end) is out. */
+  private listDonesSent = 0;
+  private phaseOneSent = false;
+  private listEchoes = 0;
   private senderPhase = 0;
-  private generatorDone = false;
   private readonly deleted: DeleteStats = { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 };
   private deletionsLeft: number;
   private deleteLimitHit = 0;
-  private readonly delayedDeletes: FileEntry[] = [];
+  private deleting = false;
+  private readonly delayedDeletes: Array<{ dir: FileEntry; keep: Set<string> }> = [];
   private readonly newDirs = new Set<string>();
+  /** Directories whose attributes are set once everything below them is written. */
+  private readonly dirFixups: FileEntry[] = [];
   private decoder!: TokenDecoder;
   private readonly isRoot = process.getuid?.() === 0;
   private readonly hlinkLeaders = new Map<number, FileEntry>();
@@ -142,6 +175,7 @@ class Receiver {
     this.opts = ctx.opts;
     this.protocol = ctx.protocol;
     this.sandbox = ctx.sandbox;
+    this.inc = incRecurse(ctx);
     this.deletionsLeft = this.opts.maxDelete === undefined ? Infinity : Math.max(0, this.opts.maxDelete);
   }
 
@@ -151,7 +185,7 @@ class Receiver {
 
   async run(): Promise<number> {
     this.peer = installMessageHandler(this.ctx, (tag, payload) => this.onRoleMessage(tag, payload));
-    await this.receiveFileList();
+    await this.receiveFirstList();
     this.resolveDestination();
     this.decoder = createTokenDecoder(this.ctx.reader, this.ctx.compress, this.protocol);
     try {
@@ -166,8 +200,7 @@ class Receiver {
   private onRoleMessage(tag: number, payload: Buffer): boolean {
     if (tag === MsgTag.NO_SEND) {
       if (payload.length !== 4) throw new ProtocolError('invalid MSG_NO_SEND');
-      const ndx = payload.readInt32LE(0);
-      if (this.pending.delete(ndx)) this.progress.notify();
+      this.completeTransfer(payload.readInt32LE(0));
       return true;
     }
     return false;
@@ -181,7 +214,7 @@ class Receiver {
     return ExitCode.OK;
   }
 
-  // ---- file list -------------------------------------------------------------------------
+  // ---- file lists ------------------------------------------------------------------------
 
   private flistOptions(): FlistOptions {
     const o = this.opts;
@@ -189,7 +222,7 @@ class Receiver {
       protocol: this.protocol,
       varintFlags: (this.ctx.compatFlags & 0x80) !== 0,
       safeFlist: (this.ctx.compatFlags & 0x08) !== 0 || this.protocol >= 31,
-      incRecurse: incRecurse(this.ctx),
+      incRecurse: this.inc,
       id0Names: (this.ctx.compatFlags & 0x100) !== 0,
       links: o.links,
       owner: o.owner,
@@ -205,7 +238,7 @@ class Receiver {
     };
   }
 
-  private async receiveFileList(): Promise<void> {
+  private async receiveFirstList(): Promise<void> {
     const r = this.ctx.reader;
     let rules: FilterRule[] = [];
     if (receiverWantsFilterList(this.opts, this.protocol)) rules = await readFilterList(r, this.protocol);
@@ -218,17 +251,57 @@ class Receiver {
         readMergeFile: (dirRel, name) => this.readMergeFile(dirRel, name),
       });
     }
-    const reader = new FlistReader(this.flistOptions());
-    const { entries, ioError } = await reader.readList(r, 0, () => undefined);
-    this.flistIoError |= ioError;
-    if ((this.opts.owner || this.opts.group) && !this.opts.numericIds && !incRecurse(this.ctx)) {
-      const ids = await reader.readIdLists(r);
-      this.userNames = ids.users;
-      this.groupNames = ids.groups;
+    this.flistReader = new FlistReader(this.flistOptions());
+    // With incremental recursion the first list starts at 1; ndx_start - 1 names its parent.
+    this.nextNdxStart = this.inc ? 1 : 0;
+    await this.receiveList(undefined);
+    if (!this.inc) {
+      if ((this.opts.owner || this.opts.group) && !this.opts.numericIds) {
+        const ids = await this.flistReader.readIdLists(r);
+        this.userNames = ids.users;
+        this.groupNames = ids.groups;
+      }
+      if (this.protocol < 30) this.flistIoError |= await this.flistReader.readTrailingIoError(r);
+      this.flistEof = true;
     }
-    if (this.protocol < 30) this.flistIoError |= await reader.readTrailingIoError(r);
-    this.list = sortFileList(entries, this.protocol, 0);
-    this.ctx.log.debug({ files: this.list.length }, 'file list received');
+  }
+
+  private async receiveList(parent: FileEntry | undefined): Promise<void> {
+    const ndxStart = this.nextNdxStart;
+    const { entries, ioError } = await this.flistReader.readList(this.ctx.reader, ndxStart, (a) => this.entryByArrival(a));
+    this.flistIoError |= ioError;
+    if (parent) {
+      for (const e of entries) {
+        if (dirOf(e.name) !== (parent.name === '.' ? '' : parent.name)) {
+          throw new ProtocolError(`ABORTING due to invalid path from sender: ${printable(e.name)}`);
+        }
+      }
+    }
+    const sorted = sortFileList(entries, this.protocol, ndxStart);
+    if (this.inc) for (const e of sorted) if (isDir(e) && !e.inactive) this.dirList.push(e);
+    this.lists.push({ ndxStart, entries: sorted, parent, pending: 0, redo: [], processed: false, finished: false });
+    this.nextNdxStart = ndxStart + sorted.length + (this.inc ? 1 : 0);
+    this.progress.notify();
+  }
+
+  private entryByArrival(arrival: number): FileEntry | undefined {
+    for (let i = this.lists.length - 1; i >= 0; i--) {
+      const l = this.lists[i];
+      if (arrival >= l.ndxStart) return l.entries.find((e) => e.arrival === arrival);
+    }
+    return undefined;
+  }
+
+  /** The list an index belongs to; with incremental recursion ndx_start - 1 names the list's directory. */
+  private listOf(ndx: number): FileList | undefined {
+    const low = this.inc ? 1 : 0;
+    for (const group of [this.lists, this.unechoed]) {
+      for (let i = group.length - 1; i >= 0; i--) {
+        const l = group[i];
+        if (ndx >= l.ndxStart - low && ndx < l.ndxStart + l.entries.length) return l;
+      }
+    }
+    return undefined;
   }
 
   private readMergeFile(dirRel: string, name: string): Buffer | null {
@@ -254,29 +327,26 @@ class Receiver {
     const arg = this.opts.args[0] ?? '.';
     const dest = confinePath(arg, this.ctx.grant, 'destination');
     this.destRel = dest.rel;
-    const active = this.list.filter((e) => !e.inactive);
+    const first = this.lists[0].entries.filter((e) => !e.inactive);
     const st = this.sandbox.lstat(this.destRel);
-    if (active.length === 1 && !isDir(active[0]) && !dest.trailingSlash && (!st || st.type !== 'dir')) {
+    const onlyOneFile = first.length === 1 && !isDir(first[0]);
+    if (onlyOneFile && !dest.trailingSlash && (!st || st.type !== 'dir')) {
       this.singleFile = true;
       return;
     }
     if (st && st.type !== 'dir') {
-      throw new RsyncError(
-        'ERROR: destination must be a directory when copying more than 1 file',
-        ExitCode.FILESELECT,
-      );
+      throw new RsyncError('ERROR: destination must be a directory when copying more than 1 file', ExitCode.FILESELECT);
     }
     if (!st && !this.opts.dryRun && this.destRel !== '') {
       try {
         if (this.opts.mkpath) this.sandbox.mkdirp(this.destRel, 0o755);
         else this.sandbox.mkdir(this.destRel, 0o755);
       } catch (err) {
-        throw new RsyncError(
-          `rsync: [Receiver] mkdir "${printable(arg)}" failed: ${describe(err)}`,
-          ExitCode.FILESELECT,
-        );
+        throw new RsyncError(`rsync: [Receiver] mkdir "${printable(arg)}" failed: ${describe(err)}`, ExitCode.FILESELECT);
       }
-      if (this.opts.verbose > 0 && this.protocol >= 29) sendInfo(this.ctx, `created directory ${arg}\n`);
+      // As get_local_name: the transfer root "." counts as created (itemized cd+++++++++).
+      if (first.some((e) => e.name === '.')) this.newDirs.add('.');
+      if ((this.opts.verbose > 0 || this.opts.logFormat) && this.protocol >= 29) sendInfo(this.ctx, `created directory ${arg.replace(/(.)\/+$/, '$1')}\n`);
     }
   }
 
@@ -288,35 +358,30 @@ class Receiver {
 
   private async generate(): Promise<void> {
     const w = this.ctx.writer;
-    const deleting = this.deletionEnabled();
-    if (deleting && this.deleteTiming() === 'before') await this.deleteInAllDirs();
-    let lastYield = Date.now();
-    for (const e of this.list) {
-      if (e.inactive) continue;
-      try {
-        await this.generateEntry(e, deleting);
-      } catch (err) {
-        if (err instanceof SandboxError) this.reportEntryError(e, err);
-        else throw err;
+    this.deleting = this.deletionEnabled();
+    if (this.deleting && this.deleteTiming() === 'before') await this.deleteInAllDirs();
+    for (;;) {
+      if (this.nextToProcess < this.lists.length) {
+        await this.processList(this.lists[this.nextToProcess++]);
+        this.finishReadyLists();
+        continue;
       }
-      await w.writable();
-      if (Date.now() - lastYield > 50) {
-        await yieldToLoop();
-        lastYield = Date.now();
-      }
+      if (this.flistEof) break;
+      w.flush();
+      const seen = this.lists.length;
+      await this.progress.until(() => this.lists.length > seen || this.flistEof || this.listReadyToFinish());
+      this.finishReadyLists();
     }
-    this.generatorDone = true;
-    // Phase 1 ends once every requested file has arrived, so hard links can be made before G1.
     w.flush();
-    await this.progress.until(() => this.pending.size === 0 || this.senderPhase > 0);
-    this.finishHardLinks();
-    w.ndx(NDX_DONE); // G1
+    await this.progress.until(() => {
+      this.finishReadyLists();
+      return this.phaseOneSent;
+    });
     w.flush();
     await this.progress.until(() => this.senderPhase >= 1);
-    for (const ndx of this.redo.splice(0)) this.requestRedo(ndx);
-    w.ndx(NDX_DONE); // G2
+    w.ndx(NDX_DONE); // G2: redo requests were already sent before each list's NDX_DONE
     w.flush();
-    const late = deleting && (this.deleteTiming() === 'after' || this.deleteTiming() === 'delay');
+    const late = this.deleting && (this.deleteTiming() === 'after' || this.deleteTiming() === 'delay');
     if (this.protocol < 29) {
       await this.progress.until(() => this.senderPhase >= 2);
       if (late) await this.runLateDeletions();
@@ -340,13 +405,75 @@ class Receiver {
       await this.progress.until(() => this.senderPhase >= 3);
       await this.runLateDeletions();
     }
-    if (deleting || this.opts.force) this.writeDeleteStats();
+    if (this.deleting || this.opts.force) this.writeDeleteStats();
     w.ndx(NDX_DONE); // G4
     w.flush();
     await this.progress.until(() => this.senderPhase >= 4);
     this.fixDirectoryAttributes();
     w.ndx(NDX_DONE); // G5: goodbye
     w.flush();
+  }
+
+  private async processList(list: FileList): Promise<void> {
+    const w = this.ctx.writer;
+    if (list.parent) await this.processDirectory(list.parent, list.ndxStart - 1, list);
+    let lastYield = Date.now();
+    for (const e of list.entries) {
+      if (e.inactive) continue;
+      try {
+        await this.generateEntry(e, list);
+      } catch (err) {
+        if (err instanceof SandboxError) this.reportEntryError(e, err);
+        else throw err;
+      }
+      await w.writable();
+      if (Date.now() - lastYield > 50) {
+        await yieldToLoop();
+        lastYield = Date.now();
+      }
+    }
+    list.processed = true;
+  }
+
+  /** Whether finishReadyLists() can act on the oldest list now. */
+  private listReadyToFinish(): boolean {
+    const l = this.lists[0];
+    if (!l || !l.processed || l.pending > 0) return false;
+    return l.redo.length > 0 || this.lists.length > 1 || this.flistEof;
+  }
+
+  /**
+   * Lists finish strictly in order once every transfer from them completed; a failed verification
+   * is requested again (full-length sums) before the list's NDX_DONE (protocol-notes §7.7, §7.8).
+   * The NDX_DONE of the last list, once no more lists can come, ends phase 1 (G1).
+   */
+  private finishReadyLists(): void {
+    const w = this.ctx.writer;
+    while (this.lists.length > 0) {
+      const l = this.lists[0];
+      if (!l.processed || l.pending > 0) return;
+      if (l.redo.length > 0) {
+        for (const e of l.redo.splice(0)) this.requestRedo(l, e);
+        w.flush();
+        return;
+      }
+      // Like the reference, a list is only finished once a newer one arrived or none can come.
+      const last = this.flistEof && this.lists.length === 1;
+      if (!last && this.lists.length === 1) return;
+      this.finishHardLinks();
+      w.ndx(NDX_DONE);
+      this.listDonesSent++;
+      l.finished = true;
+      this.unechoed.push(l);
+      this.lists.shift();
+      this.nextToProcess--;
+      if (last) {
+        this.phaseOneSent = true;
+        w.flush();
+        this.progress.notify();
+        return;
+      }
+    }
   }
 
   private writeDeleteStats(): void {
@@ -364,34 +491,63 @@ class Receiver {
     sendTransferError(this.ctx, `rsync: [generator] ${printable(e.name)}: ${err.message}`);
   }
 
-  private async generateEntry(e: FileEntry, deleting: boolean): Promise<void> {
+  private async generateEntry(e: FileEntry, list: FileList): Promise<void> {
     const dest = this.destOf(e);
     const st = this.sandbox.lstat(dest);
     if (isDir(e)) {
-      this.generateDir(e, dest, st);
-      if (deleting && this.isContentDir(e)) {
-        if (this.deleteTiming() === 'during') await this.deleteInDir(e);
-        else if (this.deleteTiming() === 'delay' || this.deleteTiming() === 'after') this.delayedDeletes.push(e);
+      if (!this.inc) {
+        await this.processDirectory(e, e.ndx, list);
+      } else if (e.name === '.' && !list.parent) {
+        // The transfer root of the first list: its children are this very list.
+        await this.processDirectory(e, list.ndxStart - 1, list);
+      } else {
+        // Created now so its children can land; fully handled when its own list arrives.
+        this.ensureDir(e, dest, st);
+        this.dirFixups.push(e);
       }
       return;
     }
-    if (this.parentIsNew(e) && this.opts.dryRun) {
-      // Dry run: nothing exists below a directory we would have created.
-    }
     if (isSymlink(e)) return this.generateSymlink(e, dest, st);
     if (isDevice(e) || isSpecial(e)) return this.generateSpecial(e, dest, st);
-    if (isRegular(e)) return this.generateFile(e, dest, st);
+    if (isRegular(e)) return this.generateFile(e, list, dest, st);
   }
 
-  private parentIsNew(e: FileEntry): boolean {
-    return this.newDirs.has(dirOf(e.name));
+  /** A directory: create or fix it, itemize it (as `itemNdx`), and delete extraneous entries in it. */
+  private async processDirectory(e: FileEntry, itemNdx: number, list: FileList): Promise<void> {
+    const dest = this.destOf(e);
+    const st = this.sandbox.lstat(dest);
+    this.ensureDir(e, dest, st);
+    const created = this.newDirs.has(e.name);
+    if (!this.inc || e.name === '.') this.dirFixups.push(e);
+    const iflags = created ? ITEM.LOCAL_CHANGE | ITEM.IS_NEW : st ? this.attrChanges(e, st, false) : 0;
+    this.itemizeNdx(itemNdx, iflags);
+    if (created && this.protocol < 29 && this.opts.verbose > 0) sendInfo(this.ctx, `${e.name}/\n`);
+    if (this.deleting && this.isContentDir(e) && !created) {
+      const keep = this.childrenIn(e, list);
+      if (this.deleteTiming() === 'during') await this.deleteInDir(e, keep);
+      else if (this.deleteTiming() === 'delay' || this.deleteTiming() === 'after') this.delayedDeletes.push({ dir: e, keep });
+    }
+  }
+
+  /** Makes sure a directory exists; returns true when it had to be created. */
+  private ensureDir(e: FileEntry, dest: string, st: EntryStat | null): boolean {
+    if (st && st.type === 'dir') return false;
+    if (this.newDirs.has(e.name)) return false;
+    if (st && !this.opts.dryRun) this.removeInTheWay(dest, st);
+    this.newDirs.add(e.name);
+    if (!this.opts.dryRun && dest !== '') this.sandbox.mkdir(dest, 0o700);
+    return true;
   }
 
   private itemize(e: FileEntry, iflags: number, xname?: string): void {
+    this.itemizeNdx(e.ndx, iflags, xname);
+  }
+
+  private itemizeNdx(ndx: number, iflags: number, xname?: string): void {
     if (this.protocol < 29) return;
     if (!isSignificant(iflags) && this.opts.verbose < 2 && !(this.opts.logFormat ?? '').includes('%i%I')) return;
     const w = this.ctx.writer;
-    w.ndx(e.ndx);
+    w.ndx(ndx);
     w.u16(iflags | (xname !== undefined ? ITEM.XNAME_FOLLOWS : 0));
     if (xname !== undefined) w.vstring(Buffer.from(xname, 'latin1'));
   }
@@ -407,12 +563,12 @@ class Receiver {
     return flags;
   }
 
+  /** rsync's same_time: whole seconds, unless --modify-window is negative (then also ns) or wider. */
   private sameMtime(e: FileEntry, st: EntryStat): boolean {
     const win = this.opts.modifyWindow;
-    if (win > 0) return Math.abs(st.mtimeSec - e.mtime) <= win;
-    if (st.mtimeSec !== e.mtime) return false;
-    if (win === 0 && this.protocol >= 31 && e.mtimeNsec !== 0) return st.mtimeNsec === e.mtimeNsec;
-    return true;
+    if (win === 0) return st.mtimeSec === e.mtime;
+    if (win < 0) return st.mtimeSec === e.mtime && st.mtimeNsec === e.mtimeNsec;
+    return Math.abs(st.mtimeSec - e.mtime) <= win;
   }
 
   private mappedUid(e: FileEntry): number {
@@ -425,22 +581,6 @@ class Receiver {
     if (this.opts.numericIds) return e.gid;
     const name = e.groupName ?? this.groupNames.get(e.gid);
     return name ? (localIds().gidOf(name) ?? e.gid) : e.gid;
-  }
-
-  private generateDir(e: FileEntry, dest: string, st: EntryStat | null): void {
-    let existing = st;
-    if (existing && existing.type !== 'dir') {
-      if (!this.opts.dryRun) this.removeInTheWay(dest, existing);
-      existing = null;
-    }
-    if (!existing) {
-      this.newDirs.add(e.name);
-      if (!this.opts.dryRun && dest !== '') this.sandbox.mkdir(dest, 0o700);
-      this.itemize(e, ITEM.LOCAL_CHANGE | ITEM.IS_NEW);
-      if (this.protocol < 29 && this.opts.verbose > 0) sendInfo(this.ctx, `${e.name === '.' ? '.' : e.name}/\n`);
-      return;
-    }
-    this.itemize(e, this.attrChanges(e, existing, false));
   }
 
   private removeInTheWay(dest: string, st: EntryStat): void {
@@ -500,7 +640,8 @@ class Receiver {
   /** Creates a non-regular item under a temp name, then renames it over the destination. */
   private atomicCreate(dest: string, st: EntryStat | null, create: (tmpRel: string) => void): void {
     if (st && st.type === 'dir') this.sandbox.removeTree(dest);
-    const tmp = joinRel(dirOf(dest), `.${baseOf(dest).replace(/^\./, '')}.${process.pid}${Math.floor(Math.random() * 1e6)}`.slice(0, 255));
+    const base = baseOf(dest).replace(/^\./, '').slice(0, 200);
+    const tmp = joinRel(dirOf(dest), `.${base}.${process.pid}${Math.floor(Math.random() * 1e6)}`);
     create(tmp);
     try {
       this.sandbox.rename(tmp, dest);
@@ -519,7 +660,7 @@ class Receiver {
     if (o.update && st && st.type === 'file' && st.mtimeSec > e.mtime) return true;
     const limit = this.ctx.grant.limits.maxFileSize;
     if (limit !== undefined && e.size > limit) {
-      sendTransferError(this.ctx, `rrsyncd: ${e.name} is larger than the allowed maximum file size (${limit} bytes)`);
+      sendTransferError(this.ctx, `rrsyncd: ${printable(e.name)} is larger than the allowed maximum file size (${limit} bytes)`);
       return true;
     }
     return false;
@@ -555,7 +696,7 @@ class Receiver {
     }
   }
 
-  private generateFile(e: FileEntry, dest: string, st: EntryStat | null): void {
+  private generateFile(e: FileEntry, list: FileList, dest: string, st: EntryStat | null): void {
     if (this.skipByOptions(e, st)) return;
     if (this.opts.hardLinks && e.hlinkGroup !== undefined) {
       const leader = this.hlinkLeaders.get(e.hlinkGroup);
@@ -582,10 +723,10 @@ class Receiver {
       iflags |= this.attrChanges(e, st, false);
       if (this.opts.checksum) iflags |= ITEM.REPORT_CHANGE;
     }
-    this.requestFile(e, dest, st, iflags, false);
+    this.requestFile(list, e, dest, st, iflags, false);
   }
 
-  private requestFile(e: FileEntry, dest: string, st: EntryStat | null, iflags: number, redo: boolean): void {
+  private requestFile(list: FileList, e: FileEntry, dest: string, st: EntryStat | null, iflags: number, redo: boolean): void {
     const w = this.ctx.writer;
     const useBasis = !!st && st.type === 'file' && st.size > 0 && this.opts.wholeFile !== true && this.ctx.xferSum.name !== 'none';
     const digestLen = digestLength(this.ctx.xferSum.name);
@@ -599,23 +740,36 @@ class Receiver {
     }
     w.ndx(e.ndx);
     if (this.protocol >= 29) w.u16(iflags);
-    this.pending.set(e.ndx, { entry: e, dest, head, hasBasis: useBasis, redo, iflags });
+    this.pending.set(e.ndx, { list, entry: e, dest, head, hasBasis: useBasis, redo, iflags });
+    list.pending++;
     if (this.opts.dryRun) return;
     writeSumHead(w, head);
     if (sums) writeBlockSums(w, sums);
   }
 
-  private requestRedo(ndx: number): void {
-    const e = this.list[ndx];
+  private requestRedo(list: FileList, e: FileEntry): void {
     const dest = this.destOf(e);
-    const st = this.sandbox.lstat(dest);
-    this.requestFile(e, dest, st, ITEM.TRANSFER, true);
+    this.requestFile(list, e, dest, this.sandbox.lstat(dest), ITEM.TRANSFER, true);
+  }
+
+  private completeTransfer(ndx: number): void {
+    const p = this.pending.get(ndx);
+    if (!p) return;
+    this.pending.delete(ndx);
+    p.list.pending--;
+    this.progress.notify();
   }
 
   private finishHardLinks(): void {
+    const waiting: FileEntry[] = [];
     for (const f of this.hlinkFollowers.splice(0)) {
       const leader = this.hlinkLeaders.get(f.hlinkGroup!);
       if (!leader) continue;
+      // The leader's data may still be on its way (it can sit in a later, unfinished list).
+      if (this.pending.has(leader.ndx) || this.lists.some((l) => l.redo.includes(leader))) {
+        waiting.push(f);
+        continue;
+      }
       const dest = this.destOf(f);
       const leaderDest = this.destOf(leader);
       try {
@@ -633,6 +787,7 @@ class Receiver {
         else throw err;
       }
     }
+    this.hlinkFollowers.push(...waiting);
   }
 
   private applyAttrs(dest: string, e: FileEntry, isLink: boolean): void {
@@ -640,14 +795,9 @@ class Receiver {
     this.sandbox.setAttrs(dest, attrs, { isSymlink: isLink });
   }
 
-  private attrsFor(e: FileEntry, isLink: boolean, isNew: boolean): {
-    mode?: number;
-    uid?: number;
-    gid?: number;
-    mtime?: { sec: number; nsec: number };
-  } {
+  private attrsFor(e: FileEntry, isLink: boolean, isNew: boolean): Attrs {
     const o = this.opts;
-    const attrs: { mode?: number; uid?: number; gid?: number; mtime?: { sec: number; nsec: number } } = {};
+    const attrs: Attrs = {};
     if (!isLink) {
       if (o.perms) attrs.mode = e.mode & 0o7777;
       else if (isNew) attrs.mode = e.mode & 0o777 & ~0o022;
@@ -663,13 +813,13 @@ class Receiver {
 
   private fixDirectoryAttributes(): void {
     if (this.opts.dryRun) return;
-    for (let i = this.list.length - 1; i >= 0; i--) {
-      const e = this.list[i];
-      if (e.inactive || !isDir(e)) continue;
+    for (let i = this.dirFixups.length - 1; i >= 0; i--) {
+      const e = this.dirFixups[i];
       const dest = this.destOf(e);
       try {
-        const attrs = this.attrsFor(e, false, this.newDirs.has(e.name));
-        if (attrs.mode === undefined && this.newDirs.has(e.name)) attrs.mode = (e.mode & 0o777 & ~0o022) | 0o700;
+        const isNew = this.newDirs.has(e.name);
+        const attrs = this.attrsFor(e, false, isNew);
+        if (attrs.mode === undefined && isNew) attrs.mode = (e.mode & 0o777 & ~0o022) | 0o700;
         this.sandbox.setAttrs(dest, attrs);
       } catch (err) {
         if (err instanceof SandboxError) this.reportEntryError(e, err);
@@ -698,28 +848,26 @@ class Receiver {
     return this.opts.recursive || (e.xflags & XMIT.TOP_DIR) !== 0;
   }
 
-  private childNames: Map<string, Set<string>> | undefined;
-
-  private namesInDir(dirName: string): Set<string> {
-    if (!this.childNames) {
-      this.childNames = new Map();
-      for (const e of this.list) {
-        if (e.inactive || e.name === '.') continue;
-        const parent = dirOf(e.name) || '.';
-        let set = this.childNames.get(parent);
-        if (!set) this.childNames.set(parent, (set = new Set()));
-        set.add(baseOf(e.name));
-      }
+  /** Names (last components) of the directory's children as the sender listed them. */
+  private childrenIn(dir: FileEntry, list: FileList): Set<string> {
+    const parent = dir.name === '.' ? '' : dir.name;
+    const names = new Set<string>();
+    for (const e of list.entries) {
+      if (e.inactive || e.name === '.') continue;
+      if (dirOf(e.name) === parent) names.add(baseOf(e.name));
     }
-    return this.childNames.get(dirName) ?? new Set();
+    return names;
   }
 
   private async deleteInAllDirs(): Promise<void> {
-    for (const e of this.list) if (!e.inactive && isDir(e) && this.isContentDir(e)) await this.deleteInDir(e);
+    const list = this.lists[0];
+    for (const e of list.entries) {
+      if (!e.inactive && isDir(e) && this.isContentDir(e)) await this.deleteInDir(e, this.childrenIn(e, list));
+    }
   }
 
   private async runLateDeletions(): Promise<void> {
-    for (const e of this.delayedDeletes.splice(0)) await this.deleteInDir(e);
+    for (const d of this.delayedDeletes.splice(0)) await this.deleteInDir(d.dir, d.keep);
   }
 
   private dirFilterCache = new Map<string, DirFilter>();
@@ -736,12 +884,11 @@ class Receiver {
     return f;
   }
 
-  private async deleteInDir(dirEntry: FileEntry): Promise<void> {
+  private async deleteInDir(dirEntry: FileEntry, keep: Set<string>): Promise<void> {
     const dirName = dirEntry.name;
     const destDir = this.destOf(dirEntry);
     const st = this.sandbox.lstat(destDir);
     if (!st || st.type !== 'dir') return;
-    const keep = this.namesInDir(dirName);
     const filter = this.dirFilter(dirName);
     const names = this.sandbox.readdir(destDir).sort().reverse();
     for (const name of names) {
@@ -749,7 +896,7 @@ class Receiver {
       const rel = dirName === '.' ? name : `${dirName}/${name}`;
       const est = this.sandbox.lstat(joinRel(destDir, name));
       if (!est) continue;
-      if (filter && !this.opts.deleteExcluded && filter.protectedFromDelete(rel, est.type === 'dir').protected) continue;
+      if (filter && filter.protectedFromDelete(rel, est.type === 'dir').protected) continue;
       this.deleteItem(joinRel(destDir, name), rel, est);
       await this.ctx.writer.writable();
     }
@@ -808,13 +955,16 @@ class Receiver {
     for (;;) {
       const ndx = await r.readNdx();
       if (ndx === NDX_DONE) {
-        this.senderPhase++;
-        this.progress.notify();
+        this.onSenderDone();
         if (this.senderPhase > this.maxPhase) break;
         continue;
       }
-      if (ndx === NDX_FLIST_EOF && incRecurse(this.ctx)) continue;
-      if (ndx < 0 || ndx >= this.list.length) throw new ProtocolError(`Invalid file index: ${ndx} (count=${this.list.length})`);
+      if (ndx < 0) {
+        await this.onNegativeNdx(ndx);
+        continue;
+      }
+      const list = this.listOf(ndx);
+      if (!list) throw new ProtocolError(`Invalid file index: ${ndx}`);
       const iflags = this.protocol >= 29 ? await r.readU16() : ITEM.TRANSFER;
       if (iflags & ITEM.BASIS_TYPE_FOLLOWS) {
         // We never ask for an alternate basis, so a sender naming one is lying (CVE-2024-12086).
@@ -824,14 +974,8 @@ class Receiver {
       if (!(iflags & ITEM.TRANSFER)) continue;
       const p = this.pending.get(ndx);
       if (!p) throw new ProtocolError(`got transfer request for file not requested: ${ndx}`);
-      if (this.opts.dryRun) {
-        this.pending.delete(ndx);
-        this.progress.notify();
-        continue;
-      }
-      await this.receiveFile(p);
-      this.pending.delete(ndx);
-      this.progress.notify();
+      if (!this.opts.dryRun) await this.receiveFile(p);
+      this.completeTransfer(ndx);
     }
     if (this.protocol >= 31) {
       // The sender's goodbye echo (E4) arrives after our G4.
@@ -840,6 +984,35 @@ class Receiver {
       this.senderPhase++;
       this.progress.notify();
     }
+  }
+
+  /** The sender echoes one NDX_DONE per finished list; the echo of G1 starts its phase 1. */
+  private onSenderDone(): void {
+    if (this.senderPhase === 0) {
+      this.listEchoes++;
+      const freed = this.unechoed.shift();
+      if (freed) freed.entries = [];
+      if (this.listEchoes > this.listDonesSent) throw new ProtocolError('unexpected NDX_DONE from sender');
+      if (!(this.phaseOneSent && this.listEchoes === this.listDonesSent)) return;
+    }
+    this.senderPhase++;
+    this.progress.notify();
+  }
+
+  private async onNegativeNdx(ndx: number): Promise<void> {
+    if (!this.inc) throw new ProtocolError(`Invalid file index: ${ndx}`);
+    if (ndx === NDX_FLIST_EOF) {
+      this.flistEof = true;
+      this.progress.notify();
+      return;
+    }
+    const dirIndex = NDX_FLIST_OFFSET - ndx;
+    if (ndx > NDX_FLIST_OFFSET || this.flistEof || dirIndex >= this.dirList.length) {
+      throw new ProtocolError(`Invalid dir index: ${dirIndex} (count=${this.dirList.length})`);
+    }
+    if (this.dirsWithList.has(dirIndex)) throw new ProtocolError(`refusing malicious duplicate flist for dir ${dirIndex}`);
+    this.dirsWithList.add(dirIndex);
+    await this.receiveList(this.dirList[dirIndex]);
   }
 
   private async receiveFile(p: Pending): Promise<void> {
@@ -918,7 +1091,7 @@ class Receiver {
         if (!p.redo) {
           if (this.opts.verbose > 0 || (this.opts.logFormat ?? '').includes('%i'))
             sendInfo(this.ctx, `WARNING: ${e.name} failed verification -- update discarded (will try again).\n`);
-          this.redo.push(e.ndx);
+          p.list.redo.push(e);
         } else {
           sendTransferError(this.ctx, `ERROR: ${e.name} failed verification -- update discarded.`);
         }

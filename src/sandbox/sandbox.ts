@@ -1,0 +1,658 @@
+/**
+ * The sandbox: the only filesystem access of a session. Every path is root-relative (a byte
+ * string) and is resolved component by component from a held root fd: each directory is opened
+ * O_PATH|O_DIRECTORY|O_NOFOLLOW as `/proc/self/fd/<parentfd>/<name>`, so a symlink anywhere in
+ * the parent chain fails the operation instead of being followed, also when it is swapped in
+ * between check and use (CVE-2024-12087, CVE-2026-29518/43619). Leaf operations are done
+ * relative to the pinned parent with no-follow semantics.
+ */
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  chmodSync,
+  chownSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
+import { DirCache, type DirRef } from './dircache.js';
+import { SandboxError, hasCode, quotePath, toSandboxError } from './errors.js';
+import { checkLinkTarget, checkName, joinRel, splitRel, tempNamePrefix } from './paths.js';
+import { asciiTempName, runWithFd, splitRdev } from './special.js';
+import { type EntryStat, toEntryStat, typeOfMode } from './stat.js';
+import { type Timestamp, checkTimestamp, nodeTimeFor, touchDate } from './times.js';
+import { nativeTimes, type NativeTimeSetter } from './native.js';
+
+export { SandboxError } from './errors.js';
+export type { EntryStat, EntryType } from './stat.js';
+export type { Timestamp } from './times.js';
+export {
+  isUnsafeSymlink,
+  mungeSymlink,
+  unmungeSymlink,
+  tempNamePrefix,
+  SYMLINK_PREFIX,
+  PATH_MAX,
+  NAME_MAX,
+} from './paths.js';
+
+export interface Attrs {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: Timestamp;
+  atime?: Timestamp;
+}
+
+export interface SandboxOptions {
+  /** Directory fds kept open (LRU). 0 disables the cache. Default 64. */
+  dirCacheSize?: number;
+  /**
+   * Set sub-microsecond digits of times exactly (a `touch` child per call, ~1 ms) instead of
+   * truncating to the microsecond. Only matters for clients using --modify-window=-1.
+   */
+  exactTimes?: boolean;
+}
+
+export interface OpenFile {
+  fd: number;
+  stat: EntryStat;
+}
+
+const O_PATH = 0o10000000; // Linux (all common architectures)
+const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = constants;
+const O_NOATIME = constants.O_NOATIME ?? 0;
+const DIR_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW;
+const TEMP_ATTEMPTS = 100;
+const TEMP_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** `/proc/self/fd/<fd>[/<name>]` as a Buffer so non-UTF-8 names survive. */
+function procPath(fd: number, name?: string): Buffer {
+  return Buffer.from(name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`, 'latin1');
+}
+
+function bytes(s: string): Buffer {
+  return Buffer.from(s, 'latin1');
+}
+
+function fdLabel(fd: number): string {
+  return `<fd ${fd}>`;
+}
+
+function randomSuffix(): string {
+  let s = '';
+  for (let i = 0; i < 6; i++) s += TEMP_CHARS[Math.floor(Math.random() * TEMP_CHARS.length)];
+  return s;
+}
+
+function statFd(fd: number): EntryStat {
+  return toEntryStat(fstatSync(fd, { bigint: true }) as BigIntStats);
+}
+
+export class Sandbox {
+  private readonly cache: DirCache;
+  private readonly exactTimes: boolean;
+  private noatimeAllowed = O_NOATIME !== 0;
+  private closed = false;
+
+  private constructor(
+    readonly rootPath: string,
+    private readonly rootFd: number,
+    opts: SandboxOptions,
+  ) {
+    this.cache = new DirCache(opts.dirCacheSize ?? 64);
+    this.exactTimes = opts.exactTimes ?? false;
+  }
+
+  /** Opens (pins) the root directory; throws SandboxError if it is missing or not a directory. */
+  static open(rootPath: string, opts: SandboxOptions = {}): Sandbox {
+    let fd: number;
+    try {
+      fd = openSync(rootPath, O_PATH | O_DIRECTORY);
+    } catch (err) {
+      throw toSandboxError(err, 'open root', rootPath);
+    }
+    try {
+      lstatSync(procPath(fd)); // the /proc/self/fd trick is the whole design: fail early without it
+    } catch {
+      closeSync(fd);
+      throw new SandboxError('ENOTSUP', rootPath, 'sandbox needs /proc/self/fd (Linux procfs)');
+    }
+    return new Sandbox(rootPath, fd, opts);
+  }
+
+  /** Forgets all cached directory fds (e.g. after something outside the sandbox moved dirs). */
+  dropDirCache(): void {
+    this.cache.clear();
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  lstat(rel: string): EntryStat | null {
+    const parts = splitRel(rel);
+    if (parts.length === 0) return this.guard('lstat', rel, () => statFd(this.rootFd));
+    let parent: DirRef;
+    try {
+      parent = this.dir(parts.slice(0, -1), rel);
+    } catch (err) {
+      if (hasCode(err, 'ENOENT', 'ENOTDIR')) return null;
+      throw err;
+    }
+    return this.guard('lstat', rel, () => {
+      try {
+        const st = lstatSync(procPath(parent.fd, parts[parts.length - 1]), { bigint: true, throwIfNoEntry: false });
+        return st === undefined ? null : toEntryStat(st);
+      } catch (err) {
+        if (hasCode(err, 'ENOTDIR')) return null;
+        throw err;
+      } finally {
+        this.cache.release(parent);
+      }
+    });
+  }
+
+  readdir(relDir: string): string[] {
+    const ref = this.dir(splitRel(relDir), relDir);
+    return this.guard('readdir', relDir, () => {
+      try {
+        return readdirSync(procPath(ref.fd), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
+      } finally {
+        this.cache.release(ref);
+      }
+    });
+  }
+
+  readlink(rel: string): string {
+    return this.atLeaf('readlink', rel, (dirFd, leaf) =>
+      readlinkSync(procPath(dirFd, leaf), { encoding: 'buffer' }).toString('latin1'),
+    );
+  }
+
+  // ---------------------------------------------------------------- file content
+
+  /** Opens an existing regular file for reading; `expect` guards against a swapped file (CVE-2024-12747). */
+  openRead(rel: string, expect?: { dev: number; ino: number }): OpenFile {
+    const file = this.openRegular('openRead', rel, O_RDONLY, true);
+    if (expect !== undefined && (file.stat.dev !== expect.dev || file.stat.ino !== expect.ino)) {
+      closeSync(file.fd);
+      throw new SandboxError('ECHANGED', rel, `file ${quotePath(rel)} changed since it was listed`);
+    }
+    return file;
+  }
+
+  /** Opens an existing regular file read-write (for --inplace / --append). */
+  openWrite(rel: string): OpenFile {
+    return this.openRegular('openWrite', rel, O_RDWR, false);
+  }
+
+  /**
+   * Creates rsync's temp file `.<name>.XXXXXX` in relDir (with noLeadingDot: `<name>.XXXXXX`, as
+   * for --temp-dir), O_CREAT|O_EXCL|O_NOFOLLOW, mode default 0600 (umask applies).
+   */
+  createTemp(relDir: string, baseName: string, mode = 0o600, opts: { noLeadingDot?: boolean } = {}): { fd: number; rel: string } {
+    const parts = splitRel(relDir);
+    checkName(baseName, relDir);
+    const prefix = tempNamePrefix(baseName, opts.noLeadingDot ?? false);
+    const ref = this.dir(parts, relDir);
+    try {
+      for (let attempt = 0; attempt < TEMP_ATTEMPTS; attempt++) {
+        const name = `${prefix}.${randomSuffix()}`;
+        try {
+          const fd = openSync(procPath(ref.fd, name), O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777);
+          return { fd, rel: joinRel([...parts, name]) };
+        } catch (err) {
+          if (!hasCode(err, 'EEXIST')) throw toSandboxError(err, 'createTemp', joinRel([...parts, name]));
+        }
+      }
+      throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quotePath(baseName)} in ${quotePath(relDir)}`);
+    } finally {
+      this.cache.release(ref);
+    }
+  }
+
+  read(fd: number, buf: Buffer, offset: number, length: number, position: number): number {
+    return this.guard('read', fdLabel(fd), () => readSync(fd, buf, offset, length, position));
+  }
+
+  /** Writes all `length` bytes (looping over short writes); position null = current offset. */
+  write(fd: number, buf: Buffer, offset: number, length: number, position: number | null): void {
+    this.guard('write', fdLabel(fd), () => {
+      let done = 0;
+      while (done < length) {
+        const pos = position === null ? null : position + done;
+        const n = writeSync(fd, buf, offset + done, length - done, pos);
+        if (n <= 0) throw new SandboxError('EIO', fdLabel(fd), `write to ${fdLabel(fd)} made no progress`);
+        done += n;
+      }
+    });
+  }
+
+  truncate(fd: number, len: number): void {
+    this.guard('truncate', fdLabel(fd), () => ftruncateSync(fd, len));
+  }
+
+  fsync(fd: number): void {
+    this.guard('fsync', fdLabel(fd), () => fsyncSync(fd));
+  }
+
+  /** close(fd) closes a file fd; close() closes the sandbox (root fd and every cached dir fd). */
+  close(fd: number): void;
+  close(): void;
+  close(fd?: number): void {
+    if (fd === undefined) {
+      this.closeSandbox();
+      return;
+    }
+    this.guard('close', fdLabel(fd), () => closeSync(fd));
+  }
+
+  fstat(fd: number): EntryStat {
+    return this.guard('fstat', fdLabel(fd), () => statFd(fd));
+  }
+
+  // ---------------------------------------------------------------- metadata
+
+  /** Owner, then mode, then times on an open file (chown first: it clears set-id bits). */
+  fsetAttrs(fd: number, attrs: Attrs): void {
+    const label = fdLabel(fd);
+    this.guard('fsetAttrs', label, () => {
+      if (attrs.uid !== undefined || attrs.gid !== undefined) fchownSync(fd, attrs.uid ?? -1, attrs.gid ?? -1);
+      if (attrs.mode !== undefined) fchmodSync(fd, attrs.mode & 0o7777);
+      if (attrs.mtime !== undefined || attrs.atime !== undefined) {
+        this.setTimes(attrs, label, fd, () => statFd(fd), (a, m) => futimesSync(fd, a, m), undefined, nativeTimes?.onFd(fd));
+      }
+    });
+  }
+
+  /**
+   * Sets metadata without following a symlink leaf. A symlink leaf gets only owner and times
+   * (lchown/lutimes); asking for its mode without opts.isSymlink is an error (ELOOP).
+   */
+  setAttrs(rel: string, attrs: Attrs, opts: { isSymlink?: boolean } = {}): void {
+    const parts = splitRel(rel);
+    if (parts.length === 0) {
+      this.guard('setAttrs', rel, () => this.setAttrsOnPinned(this.rootFd, attrs, rel));
+      return;
+    }
+    this.atLeaf('setAttrs', rel, (dirFd, leaf) => {
+      const leafFd = openSync(procPath(dirFd, leaf), O_PATH | O_NOFOLLOW);
+      try {
+        const mode = Number((fstatSync(leafFd, { bigint: true }) as BigIntStats).mode);
+        if (typeOfMode(mode) === 'symlink') {
+          if (attrs.mode !== undefined && opts.isSymlink !== true) {
+            throw new SandboxError('ELOOP', rel, `setAttrs ${quotePath(rel)}: is a symlink`);
+          }
+          this.setSymlinkAttrs(dirFd, leaf, leafFd, attrs, rel);
+        } else {
+          this.setAttrsOnPinned(leafFd, attrs, rel);
+        }
+      } finally {
+        closeSync(leafFd);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- namespace changes
+
+  mkdir(rel: string, mode: number): void {
+    this.atLeaf('mkdir', rel, (dirFd, leaf) => mkdirSync(procPath(dirFd, leaf), mode & 0o7777));
+  }
+
+  /** Creates every missing component (no-follow; an existing symlink component is an error). */
+  mkdirp(rel: string, mode: number): void {
+    const parts = splitRel(rel);
+    this.cache.release(this.dir(parts, rel, mode & 0o7777));
+  }
+
+  /** rename(2) with both parents pinned; atomically replaces toRel. */
+  rename(fromRel: string, toRel: string): void {
+    const [from, to] = this.atTwoLeaves('rename', fromRel, toRel, (fromDir, fromLeaf, toDir, toLeaf) =>
+      renameSync(procPath(fromDir, fromLeaf), procPath(toDir, toLeaf)),
+    );
+    // whichever of the two was a directory is now elsewhere (or gone)
+    this.cache.invalidate(joinRel(from));
+    this.cache.invalidate(joinRel(to));
+  }
+
+  unlink(rel: string): void {
+    this.atLeaf('unlink', rel, (dirFd, leaf) => unlinkSync(procPath(dirFd, leaf)));
+  }
+
+  rmdir(rel: string): void {
+    this.cache.invalidate(joinRel(splitRel(rel)));
+    this.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirSync(procPath(dirFd, leaf)));
+  }
+
+  /** rm -rf without following symlinks; a missing path is not an error. */
+  removeTree(rel: string): void {
+    const parts = splitRel(rel);
+    if (parts.length === 0) throw new SandboxError('EINVAL', rel, 'refusing to remove the root');
+    this.cache.invalidate(joinRel(parts));
+    if (this.lstat(rel) === null) return;
+    this.atLeaf('removeTree', rel, (dirFd, leaf) => this.removeEntry(dirFd, leaf, rel));
+  }
+
+  symlink(target: string, rel: string): void {
+    checkLinkTarget(target, rel);
+    this.atLeaf('symlink', rel, (dirFd, leaf) => symlinkSync(bytes(target), procPath(dirFd, leaf)));
+  }
+
+  /** Hard link; link(2) does not follow a symlink `existingRel` (links the symlink itself). */
+  link(existingRel: string, newRel: string): void {
+    this.atTwoLeaves('link', existingRel, newRel, (fromDir, fromLeaf, toDir, toLeaf) =>
+      linkSync(procPath(fromDir, fromLeaf), procPath(toDir, toLeaf)),
+    );
+  }
+
+  mkfifo(rel: string, mode: number): void {
+    this.createSpecial(rel, 'mkfifo', ['-m', (mode & 0o7777).toString(8)]);
+  }
+
+  /** Device or fifo from a full st_mode (S_IFCHR/S_IFBLK/S_IFIFO); sockets are ENOTSUP. */
+  mknod(rel: string, mode: number, rdev: number): void {
+    const type = typeOfMode(mode);
+    const perm = ['-m', (mode & 0o7777).toString(8)];
+    if (type === 'fifo') return this.createSpecial(rel, 'mkfifo', perm);
+    if (type !== 'chr' && type !== 'blk') {
+      throw new SandboxError('ENOTSUP', rel, `mknod ${quotePath(rel)}: cannot create a ${type}`);
+    }
+    const { major, minor } = splitRdev(rdev);
+    this.createSpecial(rel, 'mknod', perm, [type === 'chr' ? 'c' : 'b', String(major), String(minor)]);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private closeSandbox(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cache.clear();
+    closeSync(this.rootFd);
+  }
+
+  private guard<T>(op: string, rel: string, fn: () => T): T {
+    if (this.closed) throw new SandboxError('EBADF', rel, `${op} ${quotePath(rel)}: sandbox is closed`);
+    try {
+      return fn();
+    } catch (err) {
+      throw toSandboxError(err, op, rel);
+    }
+  }
+
+  /**
+   * Resolves the directory made of `parts` to a pinned fd (on loan from the cache). With
+   * createMode, missing components are created with that mode.
+   */
+  private dir(parts: readonly string[], rel: string, createMode?: number): DirRef {
+    if (this.closed) throw new SandboxError('EBADF', rel, `${quotePath(rel)}: sandbox is closed`);
+    if (parts.length === 0) return { fd: this.rootFd, key: '' };
+    const exact = this.cache.acquire(joinRel(parts));
+    if (exact !== null) return exact;
+    let depth = parts.length - 1;
+    let ref: DirRef = { fd: this.rootFd, key: '' };
+    for (; depth > 0; depth--) {
+      const hit = this.cache.acquire(joinRel(parts.slice(0, depth)));
+      if (hit !== null) {
+        ref = hit;
+        break;
+      }
+    }
+    for (; depth < parts.length; depth++) {
+      let fd: number;
+      try {
+        fd = this.openDirAt(ref.fd, parts, depth, rel, createMode);
+      } catch (err) {
+        this.cache.release(ref);
+        throw err;
+      }
+      const next = this.cache.adopt(joinRel(parts.slice(0, depth + 1)), fd);
+      this.cache.release(ref);
+      ref = next;
+    }
+    return ref;
+  }
+
+  private openDirAt(parentFd: number, parts: readonly string[], depth: number, rel: string, createMode?: number): number {
+    const path = procPath(parentFd, parts[depth]);
+    try {
+      return openSync(path, DIR_FLAGS);
+    } catch (err) {
+      if (createMode !== undefined && hasCode(err, 'ENOENT')) {
+        try {
+          mkdirSync(path, createMode);
+        } catch (mkErr) {
+          if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinRel(parts.slice(0, depth + 1)));
+        }
+        return this.openDirAt(parentFd, parts, depth, rel);
+      }
+      if (hasCode(err, 'ENOTDIR', 'ELOOP')) throw this.notADirectory(parentFd, parts, depth, rel);
+      throw toSandboxError(err, 'resolve', rel);
+    }
+  }
+
+  /** Explains why a component could not be opened as a directory (for the message only). */
+  private notADirectory(parentFd: number, parts: readonly string[], depth: number, rel: string): SandboxError {
+    const component = quotePath(joinRel(parts.slice(0, depth + 1)));
+    let isLink = false;
+    try {
+      isLink = lstatSync(procPath(parentFd, parts[depth])).isSymbolicLink();
+    } catch {
+      // vanished again; report it as not-a-directory
+    }
+    return isLink
+      ? new SandboxError('ELOOP', rel, `path component ${component} of ${quotePath(rel)} is a symlink`)
+      : new SandboxError('ENOTDIR', rel, `path component ${component} of ${quotePath(rel)} is not a directory`);
+  }
+
+  /** Runs fn(parentFd, leafName) with the parent pinned; the root itself is not a leaf. */
+  private atLeaf<T>(op: string, rel: string, fn: (dirFd: number, leaf: string) => T): T {
+    const parts = splitRel(rel);
+    if (parts.length === 0) throw new SandboxError('EINVAL', rel, `${op}: the root has no name`);
+    const ref = this.dir(parts.slice(0, -1), rel);
+    try {
+      return this.guard(op, rel, () => fn(ref.fd, parts[parts.length - 1]));
+    } finally {
+      this.cache.release(ref);
+    }
+  }
+
+  private atTwoLeaves(
+    op: string,
+    fromRel: string,
+    toRel: string,
+    fn: (fromDir: number, fromLeaf: string, toDir: number, toLeaf: string) => void,
+  ): [string[], string[]] {
+    const from = splitRel(fromRel);
+    const to = splitRel(toRel);
+    if (from.length === 0 || to.length === 0) throw new SandboxError('EINVAL', fromRel, `${op}: the root has no name`);
+    const fromRef = this.dir(from.slice(0, -1), fromRel);
+    try {
+      const toRef = this.dir(to.slice(0, -1), toRel);
+      try {
+        this.guard(op, `${fromRel} -> ${toRel}`, () => fn(fromRef.fd, from[from.length - 1], toRef.fd, to[to.length - 1]));
+      } finally {
+        this.cache.release(toRef);
+      }
+    } finally {
+      this.cache.release(fromRef);
+    }
+    return [from, to];
+  }
+
+  private openRegular(op: string, rel: string, flags: number, noatime: boolean): OpenFile {
+    return this.atLeaf(op, rel, (dirFd, leaf) => {
+      const pathFd = openSync(procPath(dirFd, leaf), O_PATH | O_NOFOLLOW);
+      try {
+        const type = typeOfMode(Number((fstatSync(pathFd, { bigint: true }) as BigIntStats).mode));
+        if (type !== 'file') {
+          const code = type === 'symlink' ? 'ELOOP' : type === 'dir' ? 'EISDIR' : 'EBADTYPE';
+          throw new SandboxError(code, rel, `${op} ${quotePath(rel)}: not a regular file (${type})`);
+        }
+        // Re-opening the pinned inode through its magic link never opens a fifo/device by name.
+        const fd = this.reopen(pathFd, flags, noatime);
+        return { fd, stat: statFd(fd) };
+      } finally {
+        closeSync(pathFd);
+      }
+    });
+  }
+
+  private reopen(pathFd: number, flags: number, noatime: boolean): number {
+    if (noatime && this.noatimeAllowed) {
+      try {
+        return openSync(procPath(pathFd), flags | O_NOATIME);
+      } catch (err) {
+        if (!hasCode(err, 'EPERM')) throw err;
+        this.noatimeAllowed = false; // not the owner and no CAP_FOWNER
+      }
+    }
+    return openSync(procPath(pathFd), flags);
+  }
+
+  /** Owner, mode and times on a pinned non-symlink inode (an O_PATH fd), via its magic link. */
+  private setAttrsOnPinned(pinnedFd: number, attrs: Attrs, rel: string): void {
+    const path = procPath(pinnedFd);
+    if (attrs.uid !== undefined || attrs.gid !== undefined) chownSync(path, attrs.uid ?? -1, attrs.gid ?? -1);
+    if (attrs.mode !== undefined) chmodSync(path, attrs.mode & 0o7777);
+    if (attrs.mtime !== undefined || attrs.atime !== undefined) {
+      this.setTimes(attrs, rel, pinnedFd, () => statFd(pinnedFd), (a, m) => utimesSync(path, a, m), undefined, nativeTimes?.onPath(-100, path, true));
+    }
+  }
+
+  private setSymlinkAttrs(dirFd: number, leaf: string, leafFd: number, attrs: Attrs, rel: string): void {
+    const path = procPath(dirFd, leaf);
+    if (attrs.uid !== undefined || attrs.gid !== undefined) lchownSync(path, attrs.uid ?? -1, attrs.gid ?? -1);
+    if (attrs.mtime === undefined && attrs.atime === undefined) return;
+    const viaNode = (a: number, m: number): void => lutimesSync(path, a, m);
+    const current = (): EntryStat => statFd(leafFd);
+    // touch -h needs a name it can be given in argv: a temporary ASCII hard link to the symlink.
+    this.setTimes(
+      attrs,
+      rel,
+      dirFd,
+      current,
+      viaNode,
+      () => {
+        const tmp = asciiTempName();
+        linkSync(path, procPath(dirFd, tmp));
+        return { path: `/proc/self/fd/3/${tmp}`, noDeref: true, cleanup: () => unlinkSync(procPath(dirFd, tmp)) };
+      },
+      nativeTimes?.onPath(dirFd, leaf, false),
+    );
+  }
+
+  /**
+   * Sets atime/mtime through Node when it can express them (µs, >= 1970), else with touch(1).
+   * `fd` becomes the child's fd 3; by default touch addresses `/proc/self/fd/3` (follows to it).
+   */
+  private setTimes(
+    attrs: Attrs,
+    rel: string,
+    fd: number,
+    current: () => EntryStat,
+    viaNode: (atime: number, mtime: number) => void,
+    touchTarget: () => { path: string; noDeref: boolean; cleanup: () => void } = () => ({
+      path: '/proc/self/fd/3',
+      noDeref: false,
+      cleanup: () => undefined,
+    }),
+    viaNative?: NativeTimeSetter,
+  ): void {
+    for (const t of [attrs.atime, attrs.mtime]) {
+      if (t !== undefined && !checkTimestamp(t)) throw new SandboxError('EINVAL', rel, `bad timestamp for ${quotePath(rel)}`);
+    }
+    if (viaNative) {
+      viaNative(attrs.atime, attrs.mtime);
+      return;
+    }
+    if (this.trySetTimesViaNode(attrs, current, viaNode)) return;
+    const { atime, mtime } = attrs;
+    const target = touchTarget();
+    try {
+      const base = target.noDeref ? ['-h', '-c'] : ['-c'];
+      if (atime !== undefined && mtime !== undefined && atime.sec === mtime.sec && atime.nsec === mtime.nsec) {
+        runWithFd('touch', [...base, '-d', touchDate(mtime), '--', target.path], fd, rel);
+        return;
+      }
+      if (atime !== undefined) runWithFd('touch', [...base, '-a', '-d', touchDate(atime), '--', target.path], fd, rel);
+      if (mtime !== undefined) runWithFd('touch', [...base, '-m', '-d', touchDate(mtime), '--', target.path], fd, rel);
+    } finally {
+      target.cleanup();
+    }
+  }
+
+  private trySetTimesViaNode(
+    attrs: Attrs,
+    current: () => EntryStat,
+    viaNode: (atime: number, mtime: number) => void,
+  ): boolean {
+    let a = attrs.atime === undefined ? null : nodeTimeFor(attrs.atime, this.exactTimes);
+    let m = attrs.mtime === undefined ? null : nodeTimeFor(attrs.mtime, this.exactTimes);
+    if ((attrs.atime !== undefined && a === null) || (attrs.mtime !== undefined && m === null)) return false;
+    if (a === null || m === null) {
+      // Node sets both: keep the other one as it is (to the microsecond)
+      const st = current();
+      a ??= nodeTimeFor({ sec: st.atimeSec, nsec: st.atimeNsec }, false);
+      m ??= nodeTimeFor({ sec: st.mtimeSec, nsec: st.mtimeNsec }, false);
+      if (a === null || m === null) return false;
+    }
+    viaNode(a, m);
+    return true;
+  }
+
+  /** mkfifo/mknod under an ASCII temp name in the pinned parent, then link(2) to the real name. */
+  private createSpecial(rel: string, tool: string, opts: string[], tail: string[] = []): void {
+    this.atLeaf(tool, rel, (dirFd, leaf) => {
+      const tmp = asciiTempName();
+      runWithFd(tool, [...opts, '--', `/proc/self/fd/3/${tmp}`, ...tail], dirFd, rel);
+      try {
+        linkSync(procPath(dirFd, tmp), procPath(dirFd, leaf));
+      } finally {
+        unlinkSync(procPath(dirFd, tmp));
+      }
+    });
+  }
+
+  /** Removes `leaf` in the pinned dir: recursively if it is a directory, never following symlinks. */
+  private removeEntry(dirFd: number, leaf: string, rel: string): void {
+    const path = procPath(dirFd, leaf);
+    let sub: number;
+    try {
+      sub = openSync(path, DIR_FLAGS);
+    } catch (err) {
+      if (hasCode(err, 'ENOTDIR', 'ELOOP')) {
+        unlinkSync(path); // a file, or a symlink (removed itself, never its target)
+        return;
+      }
+      if (hasCode(err, 'ENOENT')) return;
+      throw err;
+    }
+    try {
+      for (const child of readdirSync(procPath(sub), { encoding: 'buffer' })) {
+        const name = child.toString('latin1');
+        this.removeEntry(sub, name, `${rel}/${name}`);
+      }
+    } finally {
+      closeSync(sub);
+    }
+    rmdirSync(path);
+  }
+}
