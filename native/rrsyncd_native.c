@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   char code[32];
@@ -28,6 +29,14 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
     case EBADF: name = "EBADF"; break;
     case ENOSPC: name = "ENOSPC"; break;
     case EROFS: name = "EROFS"; break;
+    case ENOTEMPTY: name = "ENOTEMPTY"; break;
+    case EISDIR: name = "EISDIR"; break;
+    case EXDEV: name = "EXDEV"; break;
+    case ENAMETOOLONG: name = "ENAMETOOLONG"; break;
+    case EMLINK: name = "EMLINK"; break;
+    case EBUSY: name = "EBUSY"; break;
+    case EDQUOT: name = "EDQUOT"; break;
+    case EFBIG: name = "EFBIG"; break;
   }
   strncpy(code, name, sizeof code - 1);
   code[sizeof code - 1] = 0;
@@ -39,6 +48,148 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
 
 static int get_i64(napi_env env, napi_value v, int64_t *out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+
+/* Copies a Buffer argument into a NUL-terminated path; rejects empty, over-long and NUL-containing. */
+static int get_name(napi_env env, napi_value v, char *out, size_t cap, int allow_slash) {
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return -1;
+  if (len == 0 || len >= cap || memchr(data, 0, len)) return -1;
+  if (!allow_slash && memchr(data, '/', len)) return -1;
+  memcpy(out, data, len);
+  out[len] = 0;
+  return 0;
+}
+
+#define ARGS(n)                                   \
+  size_t argc = n;                                \
+  napi_value argv[n];                             \
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL); \
+  if (argc < n) {                                 \
+    napi_throw_type_error(env, NULL, "missing arguments"); \
+    return NULL;                                  \
+  }
+
+static napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+/* openat(dirfd, leaf, flags, mode) -> fd. The leaf is one path component. */
+static napi_value js_openat(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int64_t dirfd, flags, mode;
+  char name[256];
+  if (!get_i64(env, argv[0], &dirfd) || get_name(env, argv[1], name, sizeof name, 0) || !get_i64(env, argv[2], &flags) ||
+      !get_i64(env, argv[3], &mode))
+    return throw_errno(env, EINVAL, "openat");
+  int fd = openat((int)dirfd, name, (int)flags | O_CLOEXEC, (mode_t)mode);
+  if (fd < 0) return throw_errno(env, errno, "openat");
+  return num(env, fd);
+}
+
+static void fill_stat(const struct stat *st, double *o) {
+  o[0] = st->st_mode;
+  o[1] = (double)st->st_size;
+  o[2] = (double)st->st_mtim.tv_sec;
+  o[3] = (double)st->st_mtim.tv_nsec;
+  o[4] = (double)st->st_atim.tv_sec;
+  o[5] = (double)st->st_atim.tv_nsec;
+  o[6] = st->st_uid;
+  o[7] = st->st_gid;
+  o[8] = (double)st->st_dev;
+  o[9] = (double)st->st_ino;
+  o[10] = (double)st->st_nlink;
+  o[11] = (double)st->st_rdev;
+}
+
+/* lstatat(dirfd, leaf, out Float64Array(12)) -> true, or false when missing (ENOENT/ENOTDIR). */
+static napi_value js_lstatat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t dirfd;
+  char name[256];
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (!get_i64(env, argv[0], &dirfd) || get_name(env, argv[1], name, sizeof name, 0) ||
+      napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_float64_array || length < 12)
+    return throw_errno(env, EINVAL, "lstatat");
+  struct stat st;
+  napi_value out;
+  if (fstatat((int)dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      napi_get_boolean(env, false, &out);
+      return out;
+    }
+    return throw_errno(env, errno, "lstatat");
+  }
+  fill_stat(&st, (double *)data);
+  napi_get_boolean(env, true, &out);
+  return out;
+}
+
+/* renameat(olddirfd, oldleaf, newdirfd, newleaf) */
+static napi_value js_renameat(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int64_t a, b;
+  char n1[256], n2[256];
+  if (!get_i64(env, argv[0], &a) || get_name(env, argv[1], n1, sizeof n1, 0) || !get_i64(env, argv[2], &b) ||
+      get_name(env, argv[3], n2, sizeof n2, 0))
+    return throw_errno(env, EINVAL, "renameat");
+  if (renameat((int)a, n1, (int)b, n2) != 0) return throw_errno(env, errno, "renameat");
+  return NULL;
+}
+
+/* linkat(olddirfd, oldleaf, newdirfd, newleaf): never follows a symlink leaf. */
+static napi_value js_linkat(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int64_t a, b;
+  char n1[256], n2[256];
+  if (!get_i64(env, argv[0], &a) || get_name(env, argv[1], n1, sizeof n1, 0) || !get_i64(env, argv[2], &b) ||
+      get_name(env, argv[3], n2, sizeof n2, 0))
+    return throw_errno(env, EINVAL, "linkat");
+  if (linkat((int)a, n1, (int)b, n2, 0) != 0) return throw_errno(env, errno, "linkat");
+  return NULL;
+}
+
+/* unlinkat(dirfd, leaf, isDir) */
+static napi_value js_unlinkat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t dirfd;
+  char name[256];
+  bool isdir = false;
+  if (!get_i64(env, argv[0], &dirfd) || get_name(env, argv[1], name, sizeof name, 0))
+    return throw_errno(env, EINVAL, "unlinkat");
+  napi_get_value_bool(env, argv[2], &isdir);
+  if (unlinkat((int)dirfd, name, isdir ? AT_REMOVEDIR : 0) != 0) return throw_errno(env, errno, isdir ? "rmdir" : "unlink");
+  return NULL;
+}
+
+/* mkdirat(dirfd, leaf, mode) */
+static napi_value js_mkdirat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t dirfd, mode;
+  char name[256];
+  if (!get_i64(env, argv[0], &dirfd) || get_name(env, argv[1], name, sizeof name, 0) || !get_i64(env, argv[2], &mode))
+    return throw_errno(env, EINVAL, "mkdirat");
+  if (mkdirat((int)dirfd, name, (mode_t)mode) != 0) return throw_errno(env, errno, "mkdirat");
+  return NULL;
+}
+
+/* symlinkat(target, dirfd, leaf) */
+static napi_value js_symlinkat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t dirfd;
+  char target[4097], name[256];
+  if (get_name(env, argv[0], target, sizeof target, 1) || !get_i64(env, argv[1], &dirfd) ||
+      get_name(env, argv[2], name, sizeof name, 0))
+    return throw_errno(env, EINVAL, "symlinkat");
+  if (symlinkat(target, (int)dirfd, name) != 0) return throw_errno(env, errno, "symlinkat");
+  return NULL;
 }
 
 /* Fills ts from (sec, nsec); nsec < 0 means "leave unchanged" (UTIME_OMIT). */
@@ -128,6 +279,13 @@ static napi_value init(napi_env env, napi_value exports) {
       {"utimensat", NULL, js_utimensat, NULL, NULL, NULL, napi_default, NULL},
       {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_default, NULL},
       {"mknodat", NULL, js_mknodat, NULL, NULL, NULL, napi_default, NULL},
+      {"openat", NULL, js_openat, NULL, NULL, NULL, napi_default, NULL},
+      {"lstatat", NULL, js_lstatat, NULL, NULL, NULL, napi_default, NULL},
+      {"renameat", NULL, js_renameat, NULL, NULL, NULL, napi_default, NULL},
+      {"linkat", NULL, js_linkat, NULL, NULL, NULL, napi_default, NULL},
+      {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_default, NULL},
+      {"mkdirat", NULL, js_mkdirat, NULL, NULL, NULL, napi_default, NULL},
+      {"symlinkat", NULL, js_symlinkat, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -90,14 +90,15 @@ function modeType(mode: number): number {
 
 /** Writes file data in large pieces (one syscall per 256 KiB instead of per token). */
 class CoalescingWriter {
-  private buf = Buffer.allocUnsafe(WRITE_BUFFER);
   private used = 0;
   position: number;
 
+  /** `buf` is the session's reusable write buffer (one file is written at a time). */
   constructor(
     private readonly sandbox: Sandbox,
     private readonly fd: number,
     start: number,
+    private readonly buf: Buffer,
   ) {
     this.position = start;
   }
@@ -169,6 +170,8 @@ class Receiver {
   private userNames = new Map<number, string>();
   private groupNames = new Map<number, string>();
   private currentTemp: { rel: string; dest: string } | null = null;
+  private readonly writeBuffer = Buffer.allocUnsafe(WRITE_BUFFER);
+  private blockBuffer = Buffer.alloc(0);
   filesTransferred = 0;
 
   constructor(private readonly ctx: SessionContext) {
@@ -346,7 +349,7 @@ class Receiver {
       }
       // As get_local_name: the transfer root "." counts as created (itemized cd+++++++++).
       if (first.some((e) => e.name === '.')) this.newDirs.add('.');
-      if ((this.opts.verbose > 0 || this.opts.logFormat) && this.protocol >= 29) sendInfo(this.ctx, `created directory ${arg.replace(/(.)\/+$/, '$1')}\n`);
+      if (this.opts.verbose > 0 || this.opts.logFormat) sendInfo(this.ctx, `created directory ${arg.replace(/(.)\/+$/, '$1')}\n`);
     }
   }
 
@@ -1050,8 +1053,9 @@ class Receiver {
           failed = `mkstemp failed: ${describe(err)}`;
         }
       }
-      const out = outFd >= 0 ? new CoalescingWriter(this.sandbox, outFd, 0) : null;
-      const block = head.blength > 0 ? Buffer.allocUnsafe(head.blength) : Buffer.alloc(0);
+      const out = outFd >= 0 ? new CoalescingWriter(this.sandbox, outFd, 0, this.writeBuffer) : null;
+      if (this.blockBuffer.length < head.blength) this.blockBuffer = Buffer.allocUnsafe(head.blength);
+      const block = this.blockBuffer;
       const maxSize = this.ctx.grant.limits.maxFileSize;
       this.decoder.beginFile(head.count);
       for (;;) {

@@ -10,6 +10,13 @@ interface NativeBinding {
   utimensat(dirfd: number, name: Buffer, as: number, an: number, ms: number, mn: number, follow?: boolean): void;
   futimens(fd: number, as: number, an: number, ms: number, mn: number): void;
   mknodat(dirfd: number, name: Buffer, mode: number, major: number, minor: number): void;
+  openat(dirfd: number, leaf: Buffer, flags: number, mode: number): number;
+  lstatat(dirfd: number, leaf: Buffer, out: Float64Array): boolean;
+  renameat(fromDir: number, fromLeaf: Buffer, toDir: number, toLeaf: Buffer): void;
+  linkat(fromDir: number, fromLeaf: Buffer, toDir: number, toLeaf: Buffer): void;
+  unlinkat(dirfd: number, leaf: Buffer, isDir: boolean): void;
+  mkdirat(dirfd: number, leaf: Buffer, mode: number): void;
+  symlinkat(target: Buffer, dirfd: number, leaf: Buffer): void;
 }
 
 /** Sets (atime, mtime); an undefined one is left unchanged (UTIME_OMIT). */
@@ -19,7 +26,7 @@ function load(): NativeBinding | null {
   try {
     const require = createRequire(import.meta.url);
     const b = require('rrsyncd-native') as NativeBinding | null;
-    return b && typeof b.utimensat === 'function' ? b : null;
+    return b && typeof b.utimensat === 'function' && typeof b.openat === 'function' ? b : null;
   } catch {
     return null;
   }

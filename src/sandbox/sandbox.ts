@@ -22,14 +22,11 @@ import {
   linkSync,
   lstatSync,
   lutimesSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readlinkSync,
   readSync,
-  renameSync,
   rmdirSync,
-  symlinkSync,
   unlinkSync,
   utimesSync,
   writeSync,
@@ -41,6 +38,7 @@ import { asciiTempName, runWithFd, splitRdev } from './special.js';
 import { type EntryStat, toEntryStat, typeOfMode } from './stat.js';
 import { type Timestamp, checkTimestamp, nodeTimeFor, touchDate } from './times.js';
 import { nativeTimes, type NativeTimeSetter } from './native.js';
+import { linkAt, lstatAt, mkdirAt, openAt, renameAt, rmdirAt, symlinkAt, unlinkAt } from './at.js';
 
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
@@ -90,9 +88,6 @@ function procPath(fd: number, name?: string): Buffer {
   return Buffer.from(name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`, 'latin1');
 }
 
-function bytes(s: string): Buffer {
-  return Buffer.from(s, 'latin1');
-}
 
 function fdLabel(fd: number): string {
   return `<fd ${fd}>`;
@@ -159,8 +154,7 @@ export class Sandbox {
     }
     return this.guard('lstat', rel, () => {
       try {
-        const st = lstatSync(procPath(parent.fd, parts[parts.length - 1]), { bigint: true, throwIfNoEntry: false });
-        return st === undefined ? null : toEntryStat(st);
+        return lstatAt(parent.fd, parts[parts.length - 1]);
       } catch (err) {
         if (hasCode(err, 'ENOTDIR')) return null;
         throw err;
@@ -217,7 +211,7 @@ export class Sandbox {
       for (let attempt = 0; attempt < TEMP_ATTEMPTS; attempt++) {
         const name = `${prefix}.${randomSuffix()}`;
         try {
-          const fd = openSync(procPath(ref.fd, name), O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777);
+          const fd = openAt(ref.fd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777);
           return { fd, rel: joinRel([...parts, name]) };
         } catch (err) {
           if (!hasCode(err, 'EEXIST')) throw toSandboxError(err, 'createTemp', joinRel([...parts, name]));
@@ -314,7 +308,7 @@ export class Sandbox {
   // ---------------------------------------------------------------- namespace changes
 
   mkdir(rel: string, mode: number): void {
-    this.atLeaf('mkdir', rel, (dirFd, leaf) => mkdirSync(procPath(dirFd, leaf), mode & 0o7777));
+    this.atLeaf('mkdir', rel, (dirFd, leaf) => mkdirAt(dirFd, leaf, mode & 0o7777));
   }
 
   /** Creates every missing component (no-follow; an existing symlink component is an error). */
@@ -326,7 +320,7 @@ export class Sandbox {
   /** rename(2) with both parents pinned; atomically replaces toRel. */
   rename(fromRel: string, toRel: string): void {
     const [from, to] = this.atTwoLeaves('rename', fromRel, toRel, (fromDir, fromLeaf, toDir, toLeaf) =>
-      renameSync(procPath(fromDir, fromLeaf), procPath(toDir, toLeaf)),
+      renameAt(fromDir, fromLeaf, toDir, toLeaf),
     );
     // whichever of the two was a directory is now elsewhere (or gone)
     this.cache.invalidate(joinRel(from));
@@ -334,12 +328,12 @@ export class Sandbox {
   }
 
   unlink(rel: string): void {
-    this.atLeaf('unlink', rel, (dirFd, leaf) => unlinkSync(procPath(dirFd, leaf)));
+    this.atLeaf('unlink', rel, (dirFd, leaf) => unlinkAt(dirFd, leaf));
   }
 
   rmdir(rel: string): void {
     this.cache.invalidate(joinRel(splitRel(rel)));
-    this.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirSync(procPath(dirFd, leaf)));
+    this.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirAt(dirFd, leaf));
   }
 
   /** rm -rf without following symlinks; a missing path is not an error. */
@@ -353,13 +347,13 @@ export class Sandbox {
 
   symlink(target: string, rel: string): void {
     checkLinkTarget(target, rel);
-    this.atLeaf('symlink', rel, (dirFd, leaf) => symlinkSync(bytes(target), procPath(dirFd, leaf)));
+    this.atLeaf('symlink', rel, (dirFd, leaf) => symlinkAt(target, dirFd, leaf));
   }
 
   /** Hard link; link(2) does not follow a symlink `existingRel` (links the symlink itself). */
   link(existingRel: string, newRel: string): void {
     this.atTwoLeaves('link', existingRel, newRel, (fromDir, fromLeaf, toDir, toLeaf) =>
-      linkSync(procPath(fromDir, fromLeaf), procPath(toDir, toLeaf)),
+      linkAt(fromDir, fromLeaf, toDir, toLeaf),
     );
   }
 
@@ -431,13 +425,12 @@ export class Sandbox {
   }
 
   private openDirAt(parentFd: number, parts: readonly string[], depth: number, rel: string, createMode?: number): number {
-    const path = procPath(parentFd, parts[depth]);
     try {
-      return openSync(path, DIR_FLAGS);
+      return openAt(parentFd, parts[depth], DIR_FLAGS);
     } catch (err) {
       if (createMode !== undefined && hasCode(err, 'ENOENT')) {
         try {
-          mkdirSync(path, createMode);
+          mkdirAt(parentFd, parts[depth], createMode);
         } catch (mkErr) {
           if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinRel(parts.slice(0, depth + 1)));
         }
@@ -499,7 +492,7 @@ export class Sandbox {
 
   private openRegular(op: string, rel: string, flags: number, noatime: boolean): OpenFile {
     return this.atLeaf(op, rel, (dirFd, leaf) => {
-      const pathFd = openSync(procPath(dirFd, leaf), O_PATH | O_NOFOLLOW);
+      const pathFd = openAt(dirFd, leaf, O_PATH | O_NOFOLLOW);
       try {
         const type = typeOfMode(Number((fstatSync(pathFd, { bigint: true }) as BigIntStats).mode));
         if (type !== 'file') {

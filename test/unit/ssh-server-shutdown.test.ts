@@ -51,15 +51,19 @@ t.test('the engine gets the channel, argv and grant; its output precedes the exi
   const srv = makeServer(async (io, req) => {
     seen = req.argv;
     t.equal(req.grant.root, dir);
-    io.output.write(Buffer.alloc(3 * 1024 * 1024, 'x')); // more than one SSH window
+    // more than one SSH window, with stderr writes while stdout waits for window space
+    io.output.write(Buffer.alloc(3 * 1024 * 1024, 'a'));
     io.stderr.write('note\n');
-    return { exitCode: 23, role: 'sender', bytesIn: 0, bytesOut: 3 * 1024 * 1024 };
+    io.output.write(Buffer.alloc(1024 * 1024, 'b'));
+    io.stderr.write('end\n');
+    return { exitCode: 23, role: 'sender', bytesIn: 0, bytesOut: 4 * 1024 * 1024 };
   });
   const [addr] = await srv.listen();
   const r = await execOnce(addr!.port, 'rsync --server --sender . "a b"');
   t.same(seen, ['rsync', '--server', '--sender', '.', 'a b']);
-  t.equal(r.stdout.length, 3 * 1024 * 1024, 'all output arrived');
-  t.equal(r.stderr, 'note\n');
+  t.equal(r.stdout.length, 4 * 1024 * 1024, 'all output arrived, nothing sent twice');
+  t.ok(r.stdout === 'a'.repeat(3 * 1024 * 1024) + 'b'.repeat(1024 * 1024), 'in order');
+  t.equal(r.stderr, 'note\nend\n', 'stderr written while stdout waited for window is delivered');
   t.equal(r.code, 23, 'exit status delivered');
   await srv.shutdown(1000);
 });
