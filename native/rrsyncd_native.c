@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -192,6 +193,23 @@ static napi_value js_symlinkat(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* flockex(fd) -> true when an exclusive non-blocking flock was taken, false when it is held elsewhere. */
+static napi_value js_flockex(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int64_t fd;
+  napi_value out;
+  if (!get_i64(env, argv[0], &fd)) return throw_errno(env, EINVAL, "flock");
+  if (flock((int)fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      napi_get_boolean(env, false, &out);
+      return out;
+    }
+    return throw_errno(env, errno, "flock");
+  }
+  napi_get_boolean(env, true, &out);
+  return out;
+}
+
 /* Fills ts from (sec, nsec); nsec < 0 means "leave unchanged" (UTIME_OMIT). */
 static void to_timespec(int64_t sec, int64_t nsec, struct timespec *ts) {
   if (nsec < 0) {
@@ -286,6 +304,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_default, NULL},
       {"mkdirat", NULL, js_mkdirat, NULL, NULL, NULL, napi_default, NULL},
       {"symlinkat", NULL, js_symlinkat, NULL, NULL, NULL, napi_default, NULL},
+      {"flockex", NULL, js_flockex, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -15,6 +15,7 @@ import { parseProtectedArgs, parseServerArgs } from '../policy/options.js';
 import { applyGrant } from '../policy/restrict.js';
 import type { ServerOptions } from '../policy/server-options.js';
 import { Sandbox } from '../sandbox/sandbox.js';
+import { lockRoot, type RootLock } from '../sandbox/lock.js';
 import {
   checksumSpecs,
   chooseSeed,
@@ -82,6 +83,21 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
   reader.onStarve = () => writer.flush();
   let sandbox: Sandbox | undefined;
   let ctx: SessionContext | undefined;
+  let lock: RootLock | null = null;
+  if (!req.grant.noLock && !req.grant.readOnly) {
+    try {
+      lock = lockRoot(req.grant.root);
+    } catch (err) {
+      return refuseBeforeStart(io, log, new RsyncError(`rrsyncd error: cannot open ${req.grant.root}: ${String(err)}`, ExitCode.FILESELECT));
+    }
+    if (!lock) {
+      return refuseBeforeStart(
+        io,
+        log,
+        new RsyncError('rrsyncd error: Another instance of rrsync is already accessing this directory.', ExitCode.SYNTAX),
+      );
+    }
+  }
   const result = (exitCode: number): SessionResult => ({
     exitCode,
     role,
@@ -133,7 +149,11 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     );
     // From here on the server's output is multiplexed (any protocol >= 23); the client's from 30.
     writer.setMultiplexed(true);
-    reader.setMultiplexed(protocol >= 30);
+    // A client receiver also multiplexes below 30 when its generator must send MSG_SUCCESS
+    // (need_messages_from_generator: --remove-source-files).
+    reader.setMultiplexed(protocol >= 30 || (opts.sender && opts.removeSourceFiles));
+    const uploadLimit = req.grant.limits.uploadBytesPerSecond;
+    if (uploadLimit && !opts.sender) reader.setRateLimit(uploadLimit);
     const code = opts.sender ? await runSender(ctx) : await runReceiver(ctx);
     await writer.drain();
     return result(code);
@@ -142,6 +162,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     return result(code);
   } finally {
     sandbox?.close();
+    lock?.release();
   }
 }
 

@@ -644,7 +644,7 @@ export class FlistReader {
     return true;
   }
 
-  private varint30(r: ProtocolReader): Promise<number> {
+  private varint30(r: ProtocolReader): number | Promise<number> {
     return this.opts.protocol < 30 ? r.readI32() : r.readVarint();
   }
 
@@ -842,7 +842,7 @@ export class FlistReader {
     if (o.group) e.gid = p.gid;
   }
 
-  private readId(r: ProtocolReader): Promise<number> {
+  private readId(r: ProtocolReader): number | Promise<number> {
     return this.opts.protocol < 30 ? r.readI32() : r.readVarint();
   }
 

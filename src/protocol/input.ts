@@ -5,7 +5,7 @@
  * Every read is bounded by the caller; inbound buffering is bounded with pause()/resume().
  */
 import type { Readable } from 'node:stream';
-import { ProtocolError, UnexpectedEofError } from './errors.js';
+import { ExitCode, ProtocolError, UnexpectedEofError } from './errors.js';
 import { MsgTag } from './mux.js';
 import { NdxState, NDX_DONE } from './ndx.js';
 import { extraBytes, varintFrom, varlongFrom } from './varint.js';
@@ -72,6 +72,34 @@ class ChunkQueue {
     return out;
   }
 
+  /** Removes one byte (length >= 1). */
+  takeU8(): number {
+    const c0 = this.chunks[0];
+    const v = c0[this.head++];
+    this.length--;
+    if (this.head === c0.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+    return v;
+  }
+
+  /** Removes a little-endian int32 (length >= 4), without allocating when it lies in one chunk. */
+  takeI32(): number {
+    const c0 = this.chunks[0];
+    if (c0.length - this.head >= 4) {
+      const v = c0.readInt32LE(this.head);
+      this.head += 4;
+      this.length -= 4;
+      if (this.head === c0.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+      return v;
+    }
+    return this.take(4).readInt32LE(0);
+  }
+
   /** Removes up to n bytes that lie in the first chunk (no copy). */
   takeSome(n: number): Buffer {
     const c0 = this.chunks[0];
@@ -95,11 +123,16 @@ export class ProtocolReader {
   readonly ndxState = new NdxState();
   /** Called with every non-data message, in stream order. */
   onMessage: MessageHandler = (tag) => {
-    throw new ProtocolError(`unexpected tag ${tag}`);
+    throw new ProtocolError(`unexpected tag ${tag}`, ExitCode.STREAMIO);
   };
   /** Called before the reader blocks waiting for input (flush pending output here). */
   onStarve: () => void = () => {};
   protocol = 32;
+
+  private rateLimit = 0;
+  private rateStart = 0;
+  private rateBytes = 0;
+  private rateTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly source: Readable) {
     source.on('data', (chunk: Buffer) => {
@@ -109,6 +142,7 @@ export class ProtocolReader {
         this.paused = true;
         source.pause();
       }
+      if (this.rateLimit > 0) this.throttle(chunk.length);
       this.notify();
     });
     source.on('end', () => {
@@ -125,6 +159,26 @@ export class ProtocolReader {
     });
   }
 
+  /** Limits how fast inbound bytes are accepted (bytes per second; 0 = unlimited). */
+  setRateLimit(bytesPerSecond: number): void {
+    this.rateLimit = bytesPerSecond;
+    this.rateStart = Date.now();
+    this.rateBytes = 0;
+  }
+
+  /** Pauses the source until the average rate is back under the limit (the peer's window fills). */
+  private throttle(n: number): void {
+    this.rateBytes += n;
+    const aheadMs = (this.rateBytes / this.rateLimit) * 1000 - (Date.now() - this.rateStart);
+    if (aheadMs <= 5 || this.rateTimer) return;
+    this.source.pause();
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = null;
+      if (!this.paused) this.source.resume();
+    }, aheadMs);
+    this.rateTimer.unref?.();
+  }
+
   private notify(): void {
     const w = this.wake;
     this.wake = null;
@@ -134,7 +188,7 @@ export class ProtocolReader {
   private maybeResume(): void {
     if (this.paused && this.raw.length < RAW_LOW_WATER) {
       this.paused = false;
-      this.source.resume();
+      if (!this.rateTimer) this.source.resume();
     }
   }
 
@@ -204,8 +258,9 @@ export class ProtocolReader {
         this.frameRemaining = len;
         continue;
       }
-      if (tag < 0) throw new ProtocolError(`unexpected tag ${tag} (stream corrupt)`);
-      if (len > MAX_MSG_PAYLOAD) throw new ProtocolError(`multiplexing overflow ${tag}:${len}`);
+      // The reference exits with RERR_STREAMIO (12) for both (io.c read_a_msg).
+      if (tag < 0) throw new ProtocolError(`unexpected tag ${tag} (stream corrupt)`, ExitCode.STREAMIO);
+      if (len > MAX_MSG_PAYLOAD) throw new ProtocolError(`multiplexing overflow ${tag}:${len}`, ExitCode.STREAMIO);
       while (this.raw.length < len) await this.waitRaw();
       const payload = len ? Buffer.from(this.raw.take(len)) : Buffer.alloc(0);
       this.maybeResume();
@@ -217,31 +272,35 @@ export class ProtocolReader {
     while (this.data.length < n) await this.pump();
   }
 
-  async readU8(): Promise<number> {
-    if (this.data.length < 1) await this.ensure(1);
-    return this.data.take(1)[0];
+  // The readers below return a plain value when the bytes are already buffered (the common
+  // case) and a promise only when they must wait: `await` works on both, and the fast path
+  // allocates nothing.
+
+  readU8(): number | Promise<number> {
+    if (this.data.length >= 1) return this.data.takeU8();
+    return this.ensure(1).then(() => this.data.takeU8());
   }
 
-  async readU16(): Promise<number> {
-    if (this.data.length < 2) await this.ensure(2);
-    return this.data.take(2).readUInt16LE(0);
+  readU16(): number | Promise<number> {
+    if (this.data.length >= 2) return this.data.takeU8() | (this.data.takeU8() << 8);
+    return this.ensure(2).then(() => this.data.takeU8() | (this.data.takeU8() << 8));
   }
 
-  async readI32(): Promise<number> {
-    if (this.data.length < 4) await this.ensure(4);
-    return this.data.take(4).readInt32LE(0);
+  readI32(): number | Promise<number> {
+    if (this.data.length >= 4) return this.data.takeI32();
+    return this.ensure(4).then(() => this.data.takeI32());
   }
 
-  async readU32(): Promise<number> {
-    if (this.data.length < 4) await this.ensure(4);
-    return this.data.take(4).readUInt32LE(0);
+  readU32(): number | Promise<number> {
+    if (this.data.length >= 4) return this.data.takeI32() >>> 0;
+    return this.ensure(4).then(() => this.data.takeI32() >>> 0);
   }
 
   /** Exactly n bytes; n must already be bounded by the caller. The result may be a view. */
-  async readBytes(n: number): Promise<Buffer> {
+  readBytes(n: number): Buffer | Promise<Buffer> {
     if (n === 0) return Buffer.alloc(0);
-    if (this.data.length < n) await this.ensure(n);
-    return this.data.take(n);
+    if (this.data.length >= n) return this.data.take(n);
+    return this.ensure(n).then(() => this.data.take(n));
   }
 
   /** Up to n (>0) bytes, at least 1, without copying: for streaming large payloads. */
@@ -250,7 +309,19 @@ export class ProtocolReader {
     return this.data.takeSome(n);
   }
 
-  async readVarint(): Promise<number> {
+  readVarint(): number | Promise<number> {
+    const d = this.data;
+    if (d.length >= 5 || (d.length >= 1 && d.length >= 1 + extraBytes(d.chunks[0][d.head]))) {
+      const lead = d.takeU8();
+      const extra = extraBytes(lead);
+      if (extra === 0) return lead;
+      if (extra > 4) throw new ProtocolError('overflow in read_varint');
+      return varintFrom(lead, d.take(extra), 0, extra);
+    }
+    return this.readVarintSlow();
+  }
+
+  private async readVarintSlow(): Promise<number> {
     const lead = await this.readU8();
     const extra = extraBytes(lead);
     if (extra === 0) return lead;
@@ -259,7 +330,18 @@ export class ProtocolReader {
     return varintFrom(lead, rest, 0, extra);
   }
 
-  async readVarlong(minBytes: number): Promise<number> {
+  readVarlong(minBytes: number): number | Promise<number> {
+    const d = this.data;
+    if (d.length >= 9 || (d.length >= minBytes && d.length >= minBytes + extraBytes(d.chunks[0][d.head]))) {
+      const lead = d.takeU8();
+      const n = minBytes - 1 + extraBytes(lead);
+      if (n > 8) throw new ProtocolError('overflow in read_varlong');
+      return varlongFrom(lead, d.take(n), minBytes);
+    }
+    return this.readVarlongSlow(minBytes);
+  }
+
+  private async readVarlongSlow(minBytes: number): Promise<number> {
     const lead = await this.readU8();
     const extra = extraBytes(lead);
     const n = minBytes - 1 + extra;
@@ -278,11 +360,11 @@ export class ProtocolReader {
     return hi * 4294967296 + lo;
   }
 
-  async readVarint30(): Promise<number> {
+  readVarint30(): number | Promise<number> {
     return this.protocol < 30 ? this.readI32() : this.readVarint();
   }
 
-  async readVarlong30(minBytes: number): Promise<number> {
+  readVarlong30(minBytes: number): number | Promise<number> {
     return this.protocol < 30 ? this.readLongint() : this.readVarlong(minBytes);
   }
 

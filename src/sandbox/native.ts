@@ -17,6 +17,7 @@ interface NativeBinding {
   unlinkat(dirfd: number, leaf: Buffer, isDir: boolean): void;
   mkdirat(dirfd: number, leaf: Buffer, mode: number): void;
   symlinkat(target: Buffer, dirfd: number, leaf: Buffer): void;
+  flockex?(fd: number): boolean;
 }
 
 /** Sets (atime, mtime); an undefined one is left unchanged (UTIME_OMIT). */

@@ -201,6 +201,8 @@ export function parseAuthorizedKeysLine(line: string, ctx: ParseContext): KeyEnt
   }
   if (command === undefined) {
     entry.grant = structuredClone(ctx.baseGrant ?? defaultGrant(ctx.defaultRoot));
+    // A plain key is not an rrsync grant: like rsync behind sshd, no single-run lock.
+    if (!ctx.baseGrant) entry.grant.noLock = true;
   } else {
     try {
       entry.grant = grantFromRrsyncCommand(command, ctx.baseGrant?.root ?? ctx.defaultRoot, ctx.baseGrant);
