@@ -3,17 +3,40 @@
  * accept from the client (protocol-notes §3.3).
  */
 import { MsgTag } from '../protocol/mux.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { ExitCode, ProtocolError } from '../protocol/errors.js';
 import type { SessionContext } from './context.js';
 import { PeerExitSignal } from './peer-exit.js';
 
+/**
+ * Per-file messages a session may emit. Some are produced in long synchronous loops (a file list
+ * built from a hostile --files-from of millions of missing names) where nothing waits for the
+ * client to read them, so without a cap they pile up in the output buffer (measured: 1 GiB for
+ * 4M names). Past the cap they are counted, not sent; the exit code is unaffected.
+ */
+export const MAX_MESSAGES_PER_KIND = 10_000;
+const sentCounts = new WeakMap<SessionContext, { info: number; error: number }>();
+
+function underCap(ctx: SessionContext, kind: 'info' | 'error'): boolean {
+  let c = sentCounts.get(ctx);
+  if (!c) sentCounts.set(ctx, (c = { info: 0, error: 0 }));
+  const n = ++c[kind];
+  if (n === MAX_MESSAGES_PER_KIND + 1) {
+    ctx.log.warn({ kind }, 'too many messages; further ones are suppressed');
+    const note = `rrsyncd: more than ${MAX_MESSAGES_PER_KIND} ${kind === 'error' ? 'errors' : 'messages'}; further ones are not shown\n`;
+    ctx.writer.message(kind === 'error' ? MsgTag.ERROR_XFER : MsgTag.INFO, Buffer.from(note, 'latin1'));
+  }
+  return n <= MAX_MESSAGES_PER_KIND;
+}
+
 export function sendInfo(ctx: SessionContext, text: string): void {
+  if (!underCap(ctx, 'info')) return;
   ctx.writer.message(MsgTag.INFO, Buffer.from(text, 'latin1'));
 }
 
 /** A per-file error: the client prints it and ends with exit 23 (MSG_ERROR_XFER). */
 export function sendTransferError(ctx: SessionContext, text: string): void {
   ctx.hadTransferError = true;
+  if (!underCap(ctx, 'error')) return;
   ctx.log.warn({ err: Buffer.from(text, 'latin1').toString('utf8').trimEnd() }, 'transfer error');
   ctx.writer.message(MsgTag.ERROR_XFER, Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'latin1'));
 }
@@ -52,7 +75,8 @@ export function installMessageHandler(ctx: SessionContext, role: RoleMessageHand
         throw new PeerExitSignal(code);
       }
       default:
-        if (!role(tag, payload)) throw new ProtocolError(`unexpected tag ${tag}`);
+        // io.c read_a_msg: "unexpected tag" is RERR_STREAMIO.
+        if (!role(tag, payload)) throw new ProtocolError(`unexpected tag ${tag}`, ExitCode.STREAMIO);
     }
   };
   return { peerIoError: () => peerIoError };

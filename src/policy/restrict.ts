@@ -90,7 +90,12 @@ function deniedOptions(grant: Grant): Set<string> {
     }
   }
   if (grant.noOverwrite) for (const name of DENIED_NO_OVERWRITE) denied.add(name);
-  if (normalizeRoot(grant.root) !== '/') for (const name of DENIED_BELOW_ROOT) denied.add(name);
+  // The engine only follows links whose targets stay inside the root, so a grant may opt back in
+  // to these by naming them in extraAllowedOptions (rrsync itself has no such opt-in).
+  const optIn = new Set(grant.extraAllowedOptions ?? []);
+  if (normalizeRoot(grant.root) !== '/') {
+    for (const name of DENIED_BELOW_ROOT) if (!optIn.has(name)) denied.add(name);
+  }
   return denied;
 }
 

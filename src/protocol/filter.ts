@@ -49,6 +49,8 @@ export const MAX_PATTERN_LEN = 4095;
 /** rsync reads a rule into a BIGPATHBUFLEN (MAXPATHLEN + 1024) buffer; len >= that is an overflow. */
 export const MAX_WIRE_RULE_LEN = 4096 + 1024 - 1;
 export const MAX_WIRE_RULES = 100_000;
+/** Total rule text accepted from the wire (100k rules of ~4 KiB would otherwise pin ~400 MiB). */
+export const MAX_WIRE_RULE_BYTES = 16 << 20;
 
 /** How a rule inherits from the merge rule that read it (rsync's "template"). */
 export interface RuleTemplate {
@@ -422,11 +424,14 @@ export function parseFilterRule(text: string, protocol: number): FilterRule {
 /** Reads the c2s filter list: repeated int32 length + rule text, ended by int32 0 (§5.2). */
 export async function readFilterList(r: ProtocolReader, protocol: number): Promise<FilterRule[]> {
   const rules: FilterRule[] = [];
+  let bytes = 0;
   for (let count = 0; ; count++) {
     const len = await r.readI32();
     if (len === 0) return rules;
     if (len < 0 || len > MAX_WIRE_RULE_LEN) throw new ProtocolError(`filter rule length ${len} out of range`);
     if (count >= MAX_WIRE_RULES) throw new ProtocolError(`too many filter rules (more than ${MAX_WIRE_RULES})`);
+    bytes += len;
+    if (bytes > MAX_WIRE_RULE_BYTES) throw new ProtocolError(`filter rules too long (more than ${MAX_WIRE_RULE_BYTES} bytes)`);
     const text = (await r.readBytes(len)).toString('latin1');
     rules.push(parseFilterRule(text, protocol));
   }

@@ -10,6 +10,8 @@ import type { ProtocolWriter } from './output.js';
 export const MAX_ID_NAME = 255;
 /** Upper bound on (id, name) pairs we accept in one list; the reference has none. */
 export const MAX_ID_LIST_ENTRIES = 1 << 20;
+/** Upper bound on the name bytes of one list (a hostile peer could otherwise park ~256 MiB here). */
+export const MAX_ID_LIST_NAME_BYTES = 8 << 20;
 
 /** varint30: int32 before protocol 30, varint from 30 on. */
 async function readVarint30(r: ProtocolReader, protocol: number): Promise<number> {
@@ -51,11 +53,14 @@ export function writeIdList(w: ProtocolWriter, protocol: number, ids: Map<number
 
 export async function readIdList(r: ProtocolReader, protocol: number, id0Names: boolean): Promise<Map<number, string>> {
   const ids = new Map<number, string>();
+  let nameBytes = 0;
   for (let count = 0; ; count++) {
     if (count > MAX_ID_LIST_ENTRIES) throw new ProtocolError('id list too long');
     const id = (await readVarint30(r, protocol)) >>> 0;
     if (id === 0) break;
     const name = await readIdName(r);
+    nameBytes += name.length;
+    if (nameBytes > MAX_ID_LIST_NAME_BYTES) throw new ProtocolError('id list too long (names)');
     if (name) ids.set(id, name);
   }
   if (id0Names) {

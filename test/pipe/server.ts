@@ -50,6 +50,8 @@ const grant: Grant = { ...defaultGrant(root), ...(process.env.RRSYNCD_TEST_GRANT
 const dest = process.env.RRSYNCD_TEST_LOG;
 const log = dest ? pino({ level: 'debug' }, pino.destination({ dest, append: true, sync: true })) : pino({ level: 'silent' });
 
+// A client that aborts closes our stdout: the engine sees it through its writes; don't crash on EPIPE.
+process.stdout.on('error', () => undefined);
 const result = await runRsyncSession(
   { input: process.stdin, output: process.stdout, stderr: process.stderr },
   { argv: words, grant, log },

@@ -135,3 +135,12 @@ t.test('protected args are re-checked after they are read', async (t) => {
   t.throws(() => applyGrant(parseProtectedArgs(base, ['rsync', '.', '../x']), sub), { code: 1, message: /outside/ });
   t.throws(() => applyGrant(parseProtectedArgs(base, ['rsync', '--log-file=/x', '.', 'x']), sub), refused('log-file'));
 });
+
+t.test('link-following options below a root need an explicit opt-in', async (t) => {
+  const pull = parseServerArgs(['rsync', '--server', '--sender', '-Llogtpre.iLsfxCIvu', '.', 'src/']);
+  t.throws(() => applyGrant(pull, sub), /option --copy-links is not allowed here/);
+  const optedIn = grantWith({ extraAllowedOptions: ['copy-links'] });
+  t.equal(applyGrant(pull, optedIn).copyLinks, true, 'extraAllowedOptions re-enables --copy-links');
+  const k = parseServerArgs(['rsync', '--server', '--sender', '-klogtpre.iLsfxCIvu', '.', 'src/']);
+  t.throws(() => applyGrant(k, optedIn), /--copy-dirlinks/, 'only the named option is re-enabled');
+});
