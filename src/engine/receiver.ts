@@ -799,6 +799,21 @@ class Receiver {
     const dest = this.destOf(e);
     const st = this.sandbox.lstat(dest);
     const o = this.opts;
+    if (modeType(e.mode) === 0) {
+      // --delete-missing-args: a mode-0 entry names a source arg that is gone; its counterpart
+      // here is deleted (a non-empty directory only with --delete/--force).
+      if (st && o.deleteMissingArgs && !o.dryRun) {
+        const name = this.fnameOf(e);
+        if (st.type === 'dir' && !(o.deleteMode || o.force) && this.sandbox.readdir(dest).length > 0) {
+          sendInfo(this.ctx, `cannot delete non-empty directory: ${name}\n`);
+        } else {
+          this.deleteItem(dest, name, st);
+        }
+      } else if (st && o.deleteMissingArgs) {
+        this.deleteItem(dest, this.fnameOf(e), st);
+      }
+      return;
+    }
     // --existing / --ignore-existing come first, for every type (recv_generator).
     if (o.existing && !st) {
       // Below a directory that --existing did not create, everything is skipped silently (skip_dir).
@@ -813,12 +828,10 @@ class Receiver {
       if (this.infoName >= 2 && !(isDir(e) && this.inc && e.name !== '.')) sendInfo(this.ctx, `${this.fnameOf(e)} exists\n`);
       return;
     }
-    if (process.env.RRSYNCD_DEBUG_X) console.error("entry", e.name, e.xflags.toString(16), isDir(e));
     if (o.relative && !o.impliedDirs) {
       // -R --no-implied-dirs: implied parents (TOP_DIR|NO_CONTENT_DIR) are neither made nor
       // itemized; a missing parent of an entry is created silently (make_path).
-      const both = XMIT.TOP_DIR | XMIT.NO_CONTENT_DIR;
-      if (isDir(e) && this.protocol >= 30 && (e.xflags & both) === both) return;
+      if (this.isImpliedDirSkipped(e)) return;
       const parent = dirOf(dest);
       if (!o.dryRun && parent !== '' && parent !== this.baseDir && !this.lstatQuiet(parent)) this.sandbox.mkdirp(parent, 0o777);
     }
@@ -840,8 +853,15 @@ class Receiver {
     if (isRegular(e)) return this.generateFile(e, list, dest, st);
   }
 
+  /** -R --no-implied-dirs (protocol >= 30): an implied parent (FLAG_IMPLIED_DIR) is left alone. */
+  private isImpliedDirSkipped(e: FileEntry): boolean {
+    const both = XMIT.TOP_DIR | XMIT.NO_CONTENT_DIR;
+    return this.opts.relative && !this.opts.impliedDirs && isDir(e) && this.protocol >= 30 && (e.xflags & both) === both;
+  }
+
   /** A directory: create or fix it, itemize it (as `itemNdx`), and delete extraneous entries in it. */
   private async processDirectory(e: FileEntry, itemNdx: number, list: FileList): Promise<void> {
+    if (this.isImpliedDirSkipped(e)) return;
     const dest = this.destOf(e);
     let st = this.sandbox.lstat(dest);
     if (this.opts.existing && !st && !this.newDirs.has(e.name)) return;
@@ -1068,16 +1088,11 @@ class Receiver {
     const name = this.fnameOf(e);
     try {
       if (st.type === 'dir') {
-        const children = this.sandbox.readdir(dest);
-        if (children.length > 0) {
-          if (this.opts.deleteMode || this.opts.force) {
-            for (const child of children.sort(compareNames).reverse()) {
-              const cst = this.lstatQuiet(joinRel(dest, child));
-              if (cst) this.deleteItem(joinRel(dest, child), `${name}/${child}`, cst);
-            }
-          }
-          if (this.sandbox.readdir(dest).length > 0) {
-            sendInfo(this.ctx, `cannot delete non-empty directory: ${name}\n`);
+        if (this.sandbox.readdir(dest).length > 0) {
+          let emptied = false;
+          if (this.opts.deleteMode || this.opts.force) emptied = this.deleteDirContents(dest, name);
+          else sendInfo(this.ctx, `cannot delete non-empty directory: ${name}\n`);
+          if (!emptied) {
             sendTransferError(this.ctx, `could not make way for new ${what}: ${name}`);
             return false;
           }
@@ -1876,36 +1891,11 @@ class Receiver {
   }
 
   /**
-   * delete.c delete_item(): a directory's contents go first (delete_dir_contents: entries still
-   * protected by a non-perishable filter rule, mount points with -x, or deletions stopped by
-   * --max-delete leave it "non-empty"). Returns whether the item is gone.
+   * delete.c delete_item(): a directory's contents go first (delete_dir_contents), unless the
+   * caller already emptied it (`contentsDone`). Returns whether the item is gone.
    */
-  private deleteItem(destRel: string, rel: string, st: EntryStat): boolean {
-    if (st.type === 'dir') {
-      let empty = true;
-      const filter = this.filters ? this.dirFilter(rel) : undefined;
-      for (const child of this.sandbox.readdir(destRel).sort().reverse()) {
-        const cst = this.sandbox.lstat(joinRel(destRel, child));
-        if (!cst) continue;
-        const childRel = `${rel}/${child}`;
-        if (this.isMountPoint(cst)) {
-          empty = false; // pins its parent
-          continue;
-        }
-        if (filter) {
-          const prot = filter.protectedFromDelete(childRel, cst.type === 'dir');
-          if (prot.protected && !prot.perishable) {
-            empty = false;
-            continue;
-          }
-        }
-        if (!this.deleteItem(joinRel(destRel, child), childRel, cst)) empty = false;
-      }
-      if (!empty) {
-        sendInfo(this.ctx, `cannot delete non-empty directory: ${rel}\n`);
-        return false;
-      }
-    }
+  private deleteItem(destRel: string, rel: string, st: EntryStat, contentsDone = false): boolean {
+    if (st.type === 'dir' && !contentsDone && !this.deleteDirContents(destRel, rel)) return false;
     if (this.deletionsLeft <= 0) {
       this.deleteLimitHit++;
       return false;
@@ -1932,6 +1922,37 @@ class Receiver {
     this.countDeleted(st);
     this.reportDeleted(rel, st.type === 'dir');
     return true;
+  }
+
+  /**
+   * delete.c delete_dir_contents(): every entry of the directory, depth first in reverse order.
+   * Entries protected by a non-perishable filter rule, mount points (-x) and entries that could
+   * not go (--max-delete) leave it non-empty ("cannot delete non-empty directory").
+   */
+  private deleteDirContents(destRel: string, rel: string): boolean {
+    let empty = true;
+    const filter = this.filters ? this.dirFilter(rel) : undefined;
+    for (const child of this.sandbox.readdir(destRel).sort().reverse()) {
+      const cpath = joinRel(destRel, child);
+      const cst = this.sandbox.lstat(cpath);
+      if (!cst) continue;
+      const childRel = `${rel}/${child}`;
+      if (filter) {
+        const prot = filter.protectedFromDelete(childRel, cst.type === 'dir');
+        if (prot.protected && !prot.perishable) {
+          empty = false;
+          continue;
+        }
+      }
+      if (this.isMountPoint(cst)) {
+        empty = false; // pins its parent
+        continue;
+      }
+      if (cst.type === 'dir' && !this.deleteDirContents(cpath, childRel)) empty = false;
+      if (!this.deleteItem(cpath, childRel, cst, true)) empty = false;
+    }
+    if (!empty) sendInfo(this.ctx, `cannot delete non-empty directory: ${rel}\n`);
+    return empty;
   }
 
   /** The generator's last word on --max-delete (FWARNING). */
