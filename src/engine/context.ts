@@ -9,6 +9,8 @@ import type { CompressName } from '../protocol/token.js';
 import type { ServerOptions } from '../policy/server-options.js';
 import type { Grant } from '../policy/grant.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
+import type { FlistOptions } from '../protocol/flist.js';
+import { digestLength } from '../protocol/checksum.js';
 
 export const CF = {
   INC_RECURSE: 0x001,
@@ -49,4 +51,28 @@ export const IOERR = { GENERAL: 1, VANISHED: 2, DEL_LIMIT: 4 } as const;
 
 export function incRecurse(ctx: SessionContext): boolean {
   return (ctx.compatFlags & CF.INC_RECURSE) !== 0;
+}
+
+/** The file-list dialect both roles use, from the negotiated flags and the client's options. */
+export function flistOptionsFor(ctx: SessionContext): FlistOptions {
+  const o = ctx.opts;
+  return {
+    protocol: ctx.protocol,
+    varintFlags: (ctx.compatFlags & CF.VARINT_FLIST_FLAGS) !== 0,
+    safeFlist: (ctx.compatFlags & CF.SAFE_FLIST) !== 0 || ctx.protocol >= 31,
+    incRecurse: incRecurse(ctx),
+    id0Names: (ctx.compatFlags & CF.ID0_NAMES) !== 0,
+    links: o.links,
+    owner: o.owner,
+    group: o.group,
+    devices: o.devices,
+    specials: o.specials,
+    hardLinks: o.hardLinks > 0,
+    atimes: o.atimes > 0,
+    crtimes: o.crtimes,
+    numericIds: o.numericIds,
+    checksumLength: o.checksum ? digestLength(ctx.fileSum.name) : 0,
+    relative: o.relative,
+    missingArgs: o.deleteMissingArgs,
+  };
 }

@@ -29,7 +29,9 @@ import { SandboxError, type Attrs, type EntryStat, type Sandbox } from '../sandb
 import { isUnsafeSymlink, mungeSymlink } from '../sandbox/sandbox.js';
 import { BlockSumsBuilder } from './delta.js';
 import { FilterSet, type DirFilter } from './filter-match.js';
-import { CF, IOERR, incRecurse, type SessionContext } from './context.js';
+import { CF, IOERR, incRecurse, flistOptionsFor, type SessionContext } from './context.js';
+import { Quota } from './quota.js';
+import { parseChmod, type ChmodFn } from '../policy/chmod.js';
 import { ITEM, isSignificant } from './itemize.js';
 import { installMessageHandler, sendInfo, sendTransferError, sendWarning } from './messages.js';
 import { Notifier, yieldToLoop } from './notifier.js';
@@ -283,8 +285,14 @@ class Receiver {
   private readonly hasI: number;
   private timeout: IoTimeout | null = null;
 
+  /** Per-grant quota (null when none) and forced permissions (rsyncd's incoming chmod). */
+  private readonly quota: Quota | null;
+  private readonly incomingChmod: ChmodFn | null;
+
   constructor(private readonly ctx: SessionContext) {
     const o = ctx.opts;
+    this.quota = Quota.forRoot(ctx.grant.limits, ctx.sandbox);
+    this.incomingChmod = ctx.grant.limits.incomingChmod ? parseChmod(ctx.grant.limits.incomingChmod) : null;
     this.protocol = ctx.protocol;
     const append = o.append === 1 && ctx.protocol < 30 ? 2 : o.append;
     // The reference's option post-processing (options.c) as it applies to a receiving server:
@@ -362,25 +370,7 @@ class Receiver {
   // ---- file lists ------------------------------------------------------------------------
 
   private flistOptions(): FlistOptions {
-    const o = this.opts;
-    return {
-      protocol: this.protocol,
-      varintFlags: (this.ctx.compatFlags & 0x80) !== 0,
-      safeFlist: (this.ctx.compatFlags & 0x08) !== 0 || this.protocol >= 31,
-      incRecurse: this.inc,
-      id0Names: (this.ctx.compatFlags & 0x100) !== 0,
-      links: o.links,
-      owner: o.owner,
-      group: o.group,
-      devices: o.devices,
-      specials: o.specials,
-      hardLinks: o.hardLinks > 0,
-      atimes: o.atimes > 0,
-      crtimes: o.crtimes,
-      numericIds: o.numericIds,
-      checksumLength: o.checksum ? digestLength(this.ctx.fileSum.name) : 0,
-      relative: o.relative,
-    };
+    return flistOptionsFor(this.ctx);
   }
 
   private async receiveFirstList(): Promise<void> {
@@ -415,6 +405,10 @@ class Receiver {
     const ndxStart = this.nextNdxStart;
     const { entries, ioError } = await this.flistReader.readList(this.ctx.reader, ndxStart, (a) => this.entryByArrival(a));
     this.flistIoError |= ioError;
+    if (this.incomingChmod) {
+      // As rsyncd's "incoming chmod": the forced modes replace the sender's as entries arrive.
+      for (const e of entries) if (!isSymlink(e) && e.mode !== 0) e.mode = this.incomingChmod(e.mode, isDir(e));
+    }
     if (parent) {
       for (const e of entries) {
         if (dirOf(e.name) !== (parent.name === '.' ? '' : parent.name)) {
@@ -916,7 +910,10 @@ class Receiver {
     if (this.newDirs.has(e.name)) return false;
     if (st && !this.makeRoom(e, dest, st, 'directory')) return false;
     this.newDirs.add(e.name);
-    if (!this.opts.dryRun && dest !== '') this.sandbox.mkdir(dest, 0o700);
+    if (!this.opts.dryRun && dest !== '') {
+      this.quota?.addEntry();
+      this.sandbox.mkdir(dest, 0o700);
+    }
     return true;
   }
 
@@ -1485,6 +1482,11 @@ class Receiver {
       if (!this.makeRoom(e, dest, st, 'regular file')) return;
       st = null;
     }
+    if (this.quota && !o.dryRun) {
+      // Checked before asking for the data, and again while it is written (sizes can lie).
+      this.quota.checkWrite(e.size, st ? st.size : 0);
+      if (!st) this.quota.addEntry();
+    }
     // The mode the file gets without -p (the generator's dest_mode() against the destination).
     const mode = o.perms ? e.mode : this.destMode(e.mode, st ? st.mode : 0, st !== null, true);
     let basisRel: string | null = st ? dest : null;
@@ -1920,6 +1922,7 @@ class Receiver {
     }
     this.deletionsLeft--;
     this.countDeleted(st);
+    this.quota?.removed(st.type === 'file' ? st.size : 0);
     this.reportDeleted(rel, st.type === 'dir');
     return true;
   }
@@ -2147,6 +2150,8 @@ class Receiver {
       if (this.blockBuffer.length < head.blength) this.blockBuffer = Buffer.allocUnsafe(head.blength);
       const block = this.blockBuffer;
       const maxSize = this.ctx.grant.limits.maxFileSize;
+      const replacedSt = this.quota ? this.lstatQuiet(dest) : null;
+      const replacedBytes = replacedSt && replacedSt.type === 'file' ? replacedSt.size : 0;
       this.decoder.beginFile(head.count);
       for (;;) {
         const t = await this.decoder.next();
@@ -2169,6 +2174,7 @@ class Receiver {
           out?.write(data);
         }
         if (out && maxSize !== undefined && out.length > maxSize) failed ??= `exceeds the maximum file size (${maxSize} bytes)`;
+        if (out && this.quota) this.quota.checkWrite(out.length, replacedBytes);
         if (out && out.length > e.size + (64 << 20) && !failed) {
           // Much more data than announced: keep consuming the stream but stop writing.
           failed = 'received more data than the file list announced';
@@ -2234,6 +2240,7 @@ class Receiver {
         }
       }
       if (result === 'done') {
+        if (out) this.quota?.commitWrite(out.length, replacedBytes);
         this.filesTransferred++;
         if (o.removeSourceFiles) this.sendSuccess(e.ndx);
       } else if (result === 'delayed') {

@@ -22,7 +22,7 @@ import { localIds } from '../sandbox/idmap.js';
 import { DeltaMatcher } from './delta.js';
 import { IoTimeout } from './io-timeout.js';
 import { FilterSet } from './filter-match.js';
-import { IOERR, incRecurse, type SessionContext } from './context.js';
+import { IOERR, incRecurse, flistOptionsFor, type SessionContext } from './context.js';
 import { ITEM } from './itemize.js';
 import { installMessageHandler, sendInfo, sendTransferError, sendWarning } from './messages.js';
 import { yieldToLoop } from './notifier.js';
@@ -224,25 +224,7 @@ class Sender {
   // ---- sending lists -----------------------------------------------------------------------
 
   private flistOptions(): FlistOptions {
-    const o = this.opts;
-    return {
-      protocol: this.protocol,
-      varintFlags: (this.ctx.compatFlags & 0x80) !== 0,
-      safeFlist: (this.ctx.compatFlags & 0x08) !== 0 || this.protocol >= 31,
-      incRecurse: this.inc,
-      id0Names: (this.ctx.compatFlags & 0x100) !== 0,
-      links: o.links,
-      owner: o.owner,
-      group: o.group,
-      devices: o.devices,
-      specials: o.specials,
-      hardLinks: o.hardLinks > 0,
-      atimes: o.atimes > 0,
-      crtimes: o.crtimes,
-      numericIds: o.numericIds,
-      checksumLength: o.checksum ? digestLength(this.ctx.fileSum.name) : 0,
-      relative: o.relative,
-    };
+    return flistOptionsFor(this.ctx);
   }
 
   private get safeFlist(): boolean {

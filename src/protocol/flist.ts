@@ -88,6 +88,8 @@ export interface FlistOptions {
   numericIds: boolean;
   checksumLength: number;
   relative: boolean;
+  /** --delete-missing-args: a mode-0 entry names a missing source arg (to delete on the receiver). */
+  missingArgs?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -799,7 +801,7 @@ export class FlistReader {
     }
     if (!(x & XMIT.SAME_MODE)) {
       const mode = await r.readI32();
-      if (mode < 0 || mode > 0o177777 || !isKnownFileType(mode)) {
+      if (mode < 0 || mode > 0o177777 || (!isKnownFileType(mode) && !(mode === 0 && o.missingArgs))) {
         throw new ProtocolError(`invalid file mode 0${(mode >>> 0).toString(8)} for ${e.name}`);
       }
       p.mode = mode;

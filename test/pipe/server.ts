@@ -52,6 +52,8 @@ const log = dest ? pino({ level: 'debug' }, pino.destination({ dest, append: tru
 
 // A client that aborts closes our stdout: the engine sees it through its writes; don't crash on EPIPE.
 process.stdout.on('error', () => undefined);
+// rsync signals its remote shell with SIGUSR1 when it aborts; by default node would open its inspector.
+process.on('SIGUSR1', () => process.exit(20));
 const result = await runRsyncSession(
   { input: process.stdin, output: process.stdout, stderr: process.stderr },
   { argv: words, grant, log },
