@@ -1119,6 +1119,23 @@ class Receiver {
     if (!this.opts.quiet) sendInfo(this.ctx, `skipping non-regular file "${this.fnameOf(e)}"\n`);
   }
 
+  /**
+   * --compare/copy/link-dest for a symlink, device or special missing at the destination: whether
+   * to itemize it and what to compare against; null when an alt-dest match means nothing to do.
+   */
+  private altDestForNonRegular(
+    e: FileEntry,
+    dest: string,
+    st: EntryStat | null,
+    sameTypeSt: EntryStat | null,
+  ): { itemizing: boolean; cmpSt: EntryStat | null } | null {
+    if (st || this.basisDirs.length === 0) return { itemizing: true, cmpSt: sameTypeSt };
+    const j = this.tryDestsNon(e, dest);
+    if (j === -3) return { itemizing: false, cmpSt: sameTypeSt };
+    if (j === -2) return this.altType === 'copy' ? { itemizing: false, cmpSt: sameTypeSt } : null;
+    return { itemizing: true, cmpSt: typeof j === 'object' ? j.st : sameTypeSt };
+  }
+
   private generateSymlink(e: FileEntry, dest: string, st: EntryStat | null): void {
     if (!this.opts.links) return this.skipNonRegular(e);
     const target = this.symlinkTarget(e);
@@ -1137,16 +1154,9 @@ class Receiver {
       if (this.opts.removeSourceFiles) this.sendSuccess(e.ndx);
       return;
     }
-    let itemizing = true;
-    let cmpSt: EntryStat | null = st && st.type === 'symlink' ? st : null;
-    if (!st && this.basisDirs.length > 0) {
-      const j = this.tryDestsNon(e, dest);
-      if (j === -3) itemizing = false;
-      else if (j === -2) {
-        if (this.altType !== 'copy') return;
-        itemizing = false;
-      } else if (typeof j === 'object') cmpSt = j.st;
-    }
+    const alt = this.altDestForNonRegular(e, dest, st, st && st.type === 'symlink' ? st : null);
+    if (!alt) return;
+    const { itemizing, cmpSt } = alt;
     if (!this.opts.dryRun) {
       if (!this.atomicCreate(e, dest, st, (tmp) => this.sandbox.symlink(target, tmp))) return;
       this.applyAttrs(dest, e, true);
@@ -1172,16 +1182,9 @@ class Receiver {
       this.reportAttrs(this.fnameOf(e), changes !== 0);
       return;
     }
-    let itemizing = true;
-    let cmpSt: EntryStat | null = sameType ? st : null;
-    if (!st && this.basisDirs.length > 0) {
-      const j = this.tryDestsNon(e, dest);
-      if (j === -3) itemizing = false;
-      else if (j === -2) {
-        if (this.altType !== 'copy') return;
-        itemizing = false;
-      } else if (typeof j === 'object') cmpSt = j.st;
-    }
+    const alt = this.altDestForNonRegular(e, dest, st, sameType ? st : null);
+    if (!alt) return;
+    const { itemizing, cmpSt } = alt;
     if (!this.opts.dryRun) {
       const made = this.atomicCreate(e, dest, st, (tmp) => {
         if (device) this.sandbox.mknod(tmp, e.mode, makedev(e.rdevMajor, e.rdevMinor));

@@ -4,41 +4,13 @@
  * Env: RRSYNCD_TEST_ROOT (the grant's root), RRSYNCD_TEST_GRANT (JSON, optional partial Grant),
  * RRSYNCD_TEST_LOG (file for pino output, optional).
  */
+import { splitShellWords } from '../../src/policy/shellwords.js';
 import pino from 'pino';
 import { runRsyncSession } from '../../src/engine/session.js';
 import { defaultGrant, type Grant } from '../../src/policy/grant.js';
 
 function splitLikeShell(cmd: string): string[] {
-  const words: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: string | null = null;
-  for (let i = 0; i < cmd.length; i++) {
-    const c = cmd[i];
-    if (quote === "'") {
-      if (c === "'") quote = null;
-      else cur += c;
-      continue;
-    }
-    if (quote === '"') {
-      if (c === '"') quote = null;
-      else if (c === '\\' && i + 1 < cmd.length && '$`"\\\n'.includes(cmd[i + 1])) cur += cmd[++i];
-      else cur += c;
-      continue;
-    }
-    if (c === ' ' || c === '\t' || c === '\n') {
-      if (inWord) words.push(cur);
-      cur = '';
-      inWord = false;
-      continue;
-    }
-    inWord = true;
-    if (c === "'" || c === '"') quote = c;
-    else if (c === '\\' && i + 1 < cmd.length) cur += cmd[++i];
-    else cur += c;
-  }
-  if (inWord) words.push(cur);
-  return words;
+  return splitShellWords(cmd);
 }
 
 const argv = process.argv.slice(2);

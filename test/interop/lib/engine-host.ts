@@ -3,6 +3,7 @@
  * rsh-client.pl or rsh-client.mjs (see there for the wire format). Same env contract as test/pipe/rsh.sh
  * (RRSYNCD_TEST_ROOT / _GRANT / _LOG), but without booting node+tsx for every rsync run.
  */
+import { splitShellWords } from '../../../src/policy/shellwords.js';
 import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,36 +25,7 @@ function rshCommand(): string {
 
 /** The word splitting test/pipe/server.ts applies (POSIX-shell-like, as sshd's `sh -c` would). */
 export function splitLikeShell(cmd: string): string[] {
-  const words: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quote: string | null = null;
-  for (let i = 0; i < cmd.length; i++) {
-    const c = cmd[i]!;
-    if (quote === "'") {
-      if (c === "'") quote = null;
-      else cur += c;
-      continue;
-    }
-    if (quote === '"') {
-      if (c === '"') quote = null;
-      else if (c === '\\' && i + 1 < cmd.length && '$`"\\\n'.includes(cmd[i + 1]!)) cur += cmd[++i];
-      else cur += c;
-      continue;
-    }
-    if (c === ' ' || c === '\t' || c === '\n') {
-      if (inWord) words.push(cur);
-      cur = '';
-      inWord = false;
-      continue;
-    }
-    inWord = true;
-    if (c === "'" || c === '"') quote = c;
-    else if (c === '\\' && i + 1 < cmd.length) cur += cmd[++i];
-    else cur += c;
-  }
-  if (inWord) words.push(cur);
-  return words;
+  return splitShellWords(cmd);
 }
 
 export interface EngineHost {
