@@ -176,7 +176,6 @@ export class ProtocolReader {
       this.rateTimer = null;
       if (!this.paused) this.source.resume();
     }, aheadMs);
-    this.rateTimer.unref?.();
   }
 
   private notify(): void {
