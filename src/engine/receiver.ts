@@ -1379,6 +1379,27 @@ class Receiver {
     return { index: best, rel: cmp, st: sx };
   }
 
+  /** Copies an open file's data into another open file (local copies: --copy-dest, backups). */
+  private copyFd(inFd: number, outFd: number, size: number): void {
+    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, size)));
+    for (let pos = 0; ; ) {
+      const n = this.sandbox.read(inFd, buf, 0, buf.length, pos);
+      if (n <= 0) break;
+      this.sandbox.write(outFd, buf, 0, n, pos);
+      pos += n;
+    }
+  }
+
+  /** Closes and removes a temp file that did not make it into place. */
+  private discardTemp(tmp: { fd: number; rel: string }): void {
+    try {
+      this.sandbox.close(tmp.fd);
+    } catch {
+      // already closed
+    }
+    this.unlinkQuiet(tmp.rel);
+  }
+
   /** generator.c copy_altdest_file(): a local copy through a temp file, attributes from the list. */
   private copyAltdestFile(src: string, dest: string, e: FileEntry): boolean {
     let tmp: { fd: number; rel: string } | null = null;
@@ -1388,14 +1409,7 @@ class Receiver {
       tmp = this.createTempFor(dest, mode);
       const { fd, stat } = this.sandbox.openRead(src);
       inFd = fd;
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, stat.size)));
-      let pos = 0;
-      for (;;) {
-        const n = this.sandbox.read(inFd, buf, 0, buf.length, pos);
-        if (n <= 0) break;
-        this.sandbox.write(tmp.fd, buf, 0, n, pos);
-        pos += n;
-      }
+      this.copyFd(inFd, tmp.fd, stat.size);
       this.sandbox.fsetAttrs(tmp.fd, { ...this.attrsFor(e, false, true), mode: mode & 0o7777 });
       this.sandbox.close(tmp.fd);
       this.sandbox.rename(tmp.rel, dest);
@@ -1407,18 +1421,7 @@ class Receiver {
       return false;
     } finally {
       if (inFd >= 0) this.sandbox.close(inFd);
-      if (tmp) {
-        try {
-          this.sandbox.close(tmp.fd);
-        } catch {
-          // already closed
-        }
-        try {
-          this.sandbox.unlink(tmp.rel);
-        } catch {
-          // gone
-        }
-      }
+      if (tmp) this.discardTemp(tmp);
     }
   }
 
@@ -2464,14 +2467,7 @@ class Receiver {
       const src = this.sandbox.openRead(dest);
       inFd = src.fd;
       tmp = this.sandbox.createTemp(dirOf(backup), baseOf(backup), 0o600);
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, src.stat.size)));
-      let pos = 0;
-      for (;;) {
-        const n = this.sandbox.read(inFd, buf, 0, buf.length, pos);
-        if (n <= 0) break;
-        this.sandbox.write(tmp.fd, buf, 0, n, pos);
-        pos += n;
-      }
+      this.copyFd(inFd, tmp.fd, src.stat.size);
       const attrs: Attrs = { mode: src.stat.mode & 0o7777, mtime: { sec: src.stat.mtimeSec, nsec: src.stat.mtimeNsec } };
       if (this.isRoot) {
         attrs.uid = src.stat.uid;
@@ -2491,14 +2487,7 @@ class Receiver {
       return null;
     } finally {
       if (inFd >= 0) this.sandbox.close(inFd);
-      if (tmp) {
-        try {
-          this.sandbox.close(tmp.fd);
-        } catch {
-          // closed
-        }
-        this.unlinkQuiet(tmp.rel);
-      }
+      if (tmp) this.discardTemp(tmp);
     }
   }
 

@@ -2,7 +2,7 @@
  * Per-grant limits with the real rsync client (engine over pipes): byte and file quotas, forced
  * permissions, the upload rate limit and rrsync's single-run lock.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -34,7 +34,7 @@ function limits(extra: object): object {
   return { limits: { allowDevices: false, allowChown: true, ...extra } };
 }
 
-function fixture(t: Tap.Test, files: Record<string, Buffer | string>): { root: string; src: string } {
+function fixture(t: Test, files: Record<string, Buffer | string>): { root: string; src: string } {
   const dir = mkdtempSync(join(tmpdir(), 'rrsyncd-limits-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const src = join(dir, 'src');
