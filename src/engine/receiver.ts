@@ -701,11 +701,7 @@ class Receiver {
     if (this.protocol < 29) {
       await this.progress.until(() => this.senderPhase >= 2);
       if (this.opts.delayUpdates) this.handleDelayedUpdates();
-      if (late) await this.runLateDeletions();
-      this.reportDeleteLimit();
-      this.fixDirectoryAttributes();
-      w.ndx(NDX_DONE); // G3: goodbye
-      w.flush();
+      await this.finishAndSayGoodbye(late); // G3
       return;
     }
     if (this.opts.delayUpdates) {
@@ -717,11 +713,7 @@ class Receiver {
     w.flush();
     if (this.protocol < 31) {
       await this.progress.until(() => this.senderPhase >= 3);
-      if (late) await this.runLateDeletions();
-      this.reportDeleteLimit();
-      this.fixDirectoryAttributes();
-      w.ndx(NDX_DONE); // G4: goodbye
-      w.flush();
+      await this.finishAndSayGoodbye(late); // G4
       return;
     }
     if (late) {
@@ -736,6 +728,15 @@ class Receiver {
     this.fixDirectoryAttributes();
     w.ndx(NDX_DONE); // G5: goodbye
     w.flush();
+  }
+
+  /** Protocols < 31: late deletions, the --max-delete report, directory times, then the goodbye NDX_DONE. */
+  private async finishAndSayGoodbye(lateDeletions: boolean): Promise<void> {
+    if (lateDeletions) await this.runLateDeletions();
+    this.reportDeleteLimit();
+    this.fixDirectoryAttributes();
+    this.ctx.writer.ndx(NDX_DONE);
+    this.ctx.writer.flush();
   }
 
   private async processList(list: FileList): Promise<void> {

@@ -88,7 +88,8 @@ export function readerFor(buf: Buffer, protocol: number): ProtocolReader {
   return r;
 }
 
-export function collectingWriter(protocol: number): { w: ProtocolWriter; bytes: () => Buffer } {
+/** A ProtocolWriter whose output is collected in memory (protocol defaults to the writer's). */
+export function collectingWriter(protocol?: number): { w: ProtocolWriter; bytes: () => Buffer } {
   const chunks: Buffer[] = [];
   const sink = {
     write(b: Buffer): boolean {
@@ -98,7 +99,7 @@ export function collectingWriter(protocol: number): { w: ProtocolWriter; bytes: 
     once(): void {},
   };
   const w = new ProtocolWriter(sink);
-  w.protocol = protocol;
+  if (protocol !== undefined) w.protocol = protocol;
   return {
     w,
     bytes: () => {

@@ -2,7 +2,6 @@
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { ProtocolReader } from '../../src/protocol/input.js';
-import { ProtocolWriter } from '../../src/protocol/output.js';
 import {
   createTokenDecoder,
   createTokenEncoder,
@@ -11,24 +10,9 @@ import {
   type TokenDecoder,
 } from '../../src/protocol/token.js';
 
-export function collectingWriter(): { w: ProtocolWriter; bytes: () => Buffer } {
-  const chunks: Buffer[] = [];
-  const sink = {
-    write(b: Buffer): boolean {
-      chunks.push(Buffer.from(b));
-      return true;
-    },
-    once(): void {},
-  };
-  const w = new ProtocolWriter(sink);
-  return {
-    w,
-    bytes: () => {
-      w.flush();
-      return Buffer.concat(chunks);
-    },
-  };
-}
+import { collectingWriter } from './flist-support.js';
+
+export { collectingWriter };
 
 export function readerOf(data: Buffer): ProtocolReader {
   const pt = new PassThrough();
