@@ -8,12 +8,13 @@
  * See bench/README.md.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureData, type DataSet } from './lib/data.js';
+import { ensureData, makeEmptyTree, manyFilesFor, type DataSet } from './lib/data.js';
+import { loopUnavailable, mountScratch, plainScratch, type ScratchFs } from './lib/scratchfs.js';
 import { RssSampler, selfChildrenCpu } from './lib/proc.js';
 import { renderMarkdown, summarize, type ReportMeta, type RunRecord, type WorkloadInfo } from './lib/report.js';
 import {
@@ -42,12 +43,15 @@ const CIPHERS = { aes: 'aes128-gcm@openssh.com', chacha: 'chacha20-poly1305@open
 const HELP = `usage: npm run bench -- [options]
   --scale X          multiply every size and count (1 = 1 GiB file, 20 000 files, 200 MiB text); e.g. 0.01
   --rounds N         interleaved rounds per workload and cipher (default 3)
-  --only LIST        workloads: new,delta,small,noop,pull,zstd,zlib,conc (or numbers 1-7; 6 = zstd+zlib)
+  --only LIST        workloads: new,delta,small,noop,pull,zstd,zlib,conc,mpush,mpull (or numbers 1-8;
+                     6 = zstd+zlib, 8 = mpush+mpull)
   --cipher C         aes128-gcm@openssh.com | chacha20-poly1305@openssh.com | both (default both)
   --sides LIST       openssh,rrsyncd (default both)
   --concurrency N    parallel pushes in workload 7 (default 16)
   --timeout SEC      per-run client timeout (default 30 + 300 × scale)
   --profile          start rrsyncd with --cpu-prof --cpu-prof-dir bench/work/prof
+  --fs auto|loop|dir destination filesystem: loop = a fresh journaled ext4 on a loop device (root only),
+                     dir = bench/work itself; auto (default) = loop when possible
   --dev              run rrsyncd from src/ through tsx even when dist/ exists
   --verify-all       verify the result of every round (default: round 1 only)
   -h, --help`;
@@ -62,6 +66,7 @@ const { values: opt } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     timeout: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    fs: { type: 'string', default: 'auto' },
     dev: { type: 'boolean', default: false },
     'verify-all': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -75,7 +80,7 @@ if (opt.help) {
 const scale = Number(opt.scale);
 const rounds = Number.parseInt(opt.rounds!, 10);
 const concurrency = Number.parseInt(opt.concurrency!, 10);
-if (!(scale > 0 && scale <= 1) || !(rounds >= 1) || !(concurrency >= 1)) {
+if (!(scale > 0 && scale <= 1) || !(rounds >= 1) || !(concurrency >= 1) || !['auto', 'loop', 'dir'].includes(opt.fs!)) {
   console.error(`bad --scale/--rounds/--concurrency\n${HELP}`);
   process.exit(2);
 }
@@ -98,6 +103,7 @@ interface Ctx {
   /** Local (client-side) scratch directory for this side. */
   local: string;
   server: Server;
+  scratch: ScratchFs;
 }
 
 interface Workload extends WorkloadInfo {
@@ -112,6 +118,27 @@ interface Workload extends WorkloadInfo {
 }
 
 const droot = (c: Ctx, rel: string): string => join(c.server.root, rel);
+
+const manyFiles = manyFilesFor(scale);
+const manyLabel = manyFiles.toLocaleString('en-US').replace(/,/g, ' ');
+
+/** Workload 8's tree: made once per bench run on the destination filesystem, then copied as needed. */
+function manyTree(c: Ctx): string {
+  const src = join(c.scratch.dir, 'many-src');
+  makeEmptyTree(src, manyFiles);
+  return src;
+}
+
+/** A copy of the many-files tree at dst (cp -a, once; a marker beside it says it is complete). */
+function copyManyTree(c: Ctx, dst: string): void {
+  const marker = `${dst}.complete`;
+  if (existsSync(marker)) return;
+  rmrf(dst);
+  const t0 = Date.now();
+  run('cp', ['-a', manyTree(c), dst]);
+  writeFileSync(marker, '');
+  log(`copied the ${manyLabel}-file tree to ${dst} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
 
 /** Tree / file compare: `rsync -anic` lists every difference in content or metadata. */
 function compare(src: string, dst: string, del = true): string | undefined {
@@ -210,6 +237,27 @@ const WORKLOADS: Workload[] = [
     cleanup: (c) => rmrf(droot(c, 'z')),
   },
   {
+    id: 'mpush',
+    num: '8a',
+    title: `no-change push of ${manyLabel} files`,
+    rssLimitMiB: 150,
+    prepare: (c) => copyManyTree(c, droot(c, 'many')),
+    clients: (c) => [['-a', manyTree(c) + '/', c.server.remote('many/')]],
+    verify: (c) => compare(manyTree(c) + '/', droot(c, 'many/')),
+  },
+  {
+    id: 'mpull',
+    num: '8b',
+    title: `no-change pull of ${manyLabel} files`,
+    rssLimitMiB: 150,
+    prepare: (c) => {
+      copyManyTree(c, droot(c, 'many'));
+      copyManyTree(c, join(c.local, 'many'));
+    },
+    clients: (c) => [['-a', c.server.remote('many/'), join(c.local, 'many') + '/']],
+    verify: (c) => compare(droot(c, 'many/'), join(c.local, 'many') + '/'),
+  },
+  {
     id: 'conc',
     num: '7',
     title: `${concurrency} concurrent pushes of the text`,
@@ -239,9 +287,8 @@ function selectWorkloads(only: string | undefined): Workload[] {
   if (!only) return WORKLOADS;
   const want = new Set<string>();
   for (const t of only.split(',').map((s) => s.trim()).filter(Boolean)) {
-    if (t === '6') {
-      want.add('zstd');
-      want.add('zlib');
+    if (t === '6' || t === '8') {
+      for (const id of t === '6' ? ['zstd', 'zlib'] : ['mpush', 'mpull']) want.add(id);
       continue;
     }
     const w = WORKLOADS.find((x) => x.id === t || x.num === t);
@@ -316,6 +363,7 @@ async function measure(
     return rec;
   }
   w.prepare(c);
+  c.scratch.trim();
   syncDisks();
 
   const rsh = ['ssh', ...sshArgs(c.server.port, cipher, keys), '-o', 'LogLevel=ERROR'].join(' ');
@@ -388,7 +436,7 @@ function machineInfo(rrsyncdMode: string): Record<string, string> {
 
 async function main(): Promise<number> {
   setWorkRoot(WORK);
-  for (const d of ['logs', 'prof', 'roots', 'local']) mkdirSync(join(WORK, d), { recursive: true });
+  for (const d of ['logs', 'prof']) mkdirSync(join(WORK, d), { recursive: true });
   mkdirSync(RESULTS, { recursive: true });
   ensureBinary(RSYNC, 'rsync');
   ensureBinary('/usr/bin/ssh', 'openssh-client');
@@ -400,10 +448,20 @@ async function main(): Promise<number> {
   // Warm the page cache for the sources (the baseline method measures with a hot cache).
   spawnSync('sh', ['-c', `cat ${ds.orig}/big.bin ${ds.mod}/big.bin > /dev/null; tar cf - -C ${ds.dir} small text > /dev/null`]);
 
+  const noLoop = opt.fs === 'dir' ? 'asked for --fs dir' : loopUnavailable();
+  if (noLoop && opt.fs === 'loop') throw new Error(`--fs loop: ${noLoop}`);
+  if (noLoop && opt.fs === 'auto') log(`destinations stay on bench/work's own filesystem (${noLoop})`);
+  // Inodes: the small-file runs, and for workload 8 its tree, both servers' copies and the pull target.
+  const inodes = 2_000_000 + (workloads.some((w) => w.id === 'mpush' || w.id === 'mpull') ? Math.ceil(4.2 * manyFiles) : 0);
+  const scratch = noLoop ? plainScratch(WORK) : mountScratch(WORK, inodes);
+  log(`destination filesystem: ${scratch.description}`);
+  for (const d of ['roots', 'local']) mkdirSync(join(scratch.dir, d), { recursive: true });
+
   const servers: Partial<Record<SideName, Server>> = {};
   let rr: RrsyncdServer | undefined;
   const stopAll = async (): Promise<void> => {
     await Promise.all(Object.values(servers).map((s) => s.stop()));
+    scratch.teardown();
   };
   process.on('SIGINT', () => {
     log('interrupted: stopping servers');
@@ -412,14 +470,14 @@ async function main(): Promise<number> {
 
   try {
     if (sides.includes('openssh')) {
-      const root = join(WORK, 'roots', 'openssh');
+      const root = join(scratch.dir, 'roots', 'openssh');
       freshDir(root);
       const o = new OpenSshServer(root, keys, WORK);
       await o.start();
       servers.openssh = o;
     }
     if (sides.includes('rrsyncd')) {
-      const root = join(WORK, 'roots', 'rrsyncd');
+      const root = join(scratch.dir, 'roots', 'rrsyncd');
       freshDir(root);
       rr = new RrsyncdServer({ repo: REPO, root, keys, workDir: WORK, profile: opt.profile!, dev: opt.dev! });
       if (!(await rr.start())) log(`rrsyncd unavailable: ${rr.downReason} (its runs will be reported as FAIL)`);
@@ -447,9 +505,9 @@ async function main(): Promise<number> {
     }
 
     const ctx = (s: Server): Ctx => {
-      const local = join(WORK, 'local', s.name);
+      const local = join(scratch.dir, 'local', s.name);
       mkdirp(local);
-      return { ds, local, server: s };
+      return { ds, local, server: s, scratch };
     };
     const records: RunRecord[] = [];
     const givenUp = new Set<string>();
@@ -519,11 +577,13 @@ async function main(): Promise<number> {
         `${ds.spec.smallFiles} small files (0–${ds.spec.smallMaxBytes / 1024} KiB, ${(ds.smallTotalBytes / MiB).toFixed(1)} MiB)`,
         `text ${(ds.spec.textBytes / MiB).toFixed(1)} MiB in ${ds.spec.textFiles} file(s)`,
         `workload 7: ${concurrency} concurrent pushes of the text`,
+        `workload 8: ${manyLabel} empty files in ${Math.ceil(manyFiles / 1000)} directories`,
       ],
       negotiated,
       notes: [
         `load average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
         `per-run client timeout ${(timeoutMs / 1000).toFixed(0)} s`,
+        `destination filesystem (both servers' roots, local pull targets): ${scratch.description}`,
       ],
     };
     if (rr) {
@@ -533,7 +593,7 @@ async function main(): Promise<number> {
       );
     }
     if (opt.only) meta.notes.push(`subset: --only ${opt.only}`);
-    const infos: WorkloadInfo[] = workloads.map(({ id, num, title, target, targetNote }) => ({ id, num, title, target, targetNote }));
+    const infos: WorkloadInfo[] = workloads.map(({ id, num, title, target, targetNote, rssLimitMiB }) => ({ id, num, title, target, targetNote, rssLimitMiB }));
     const rows = summarize(records, infos, ciphers);
     const md = renderMarkdown(meta, rows, records);
     const base = `${date}-scale${scale}${opt.only ? '-' + opt.only.replace(/,/g, '+') : ''}`;

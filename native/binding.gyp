@@ -3,7 +3,7 @@
     {
       "target_name": "rrsyncd_native",
       "sources": ["rrsyncd_native.c"],
-      "cflags": ["-O2", "-Wall"]
+      "cflags": ["-O3", "-Wall"]
     }
   ]
 }

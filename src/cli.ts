@@ -5,6 +5,8 @@
  *   rrsyncd keygen --host-key FILE
  *   rrsyncd --help | --version
  */
+// First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
+import { randomPoolActive } from './ssh/random-pool.js';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -179,6 +181,7 @@ async function serve(args: string[]): Promise<number> {
   if (!crypto.loaded) {
     log.warn({ error: crypto.error }, "ssh2's native crypto binding is not loaded: using the pure-JS ciphers (2-3x slower)");
   }
+  if (!randomPoolActive) log.warn('ssh2 was loaded before the random pool: packet padding costs a system call each');
   prepareStateAndRoot(config);
   const hostKeys = loadHostKeys(config, log);
   const keys = buildKeyRing(config);

@@ -5,10 +5,12 @@
  *   small/           20 000 files of 0–8 KiB random data in nested directories (small, noop)
  *   text/            200 MiB of generated log lines, ~3× compressible (zstd, zlib, conc)
  * Sizes and counts are multiplied by the scale. A manifest.json written last marks a complete set.
+ * The 1 000 000-file tree (workload 8) is made per bench run on the destination filesystem
+ * instead (makeEmptyTree): it is cheap to create there and costly to keep.
  */
 import { randomFillSync } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, openSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { GiB, MiB, freshDir, log, mkdirp } from './util.js';
 
 export interface DataSpec {
@@ -183,6 +185,36 @@ function writeTextFiles(dir: string, spec: DataSpec): void {
       closeSync(fd);
     }
   }
+}
+
+/**
+ * `files` empty files, 1000 per directory (d0000/f000 …), all with one fixed mtime, made once:
+ * a `complete` marker is written last. Returns the number of directories.
+ */
+export function manyFilesFor(scale: number): number {
+  return Math.max(1000, Math.round(1_000_000 * scale));
+}
+
+export function makeEmptyTree(dir: string, files: number): number {
+  const perDir = 1000;
+  const dirs = Math.ceil(files / perDir);
+  const marker = join(dir, '..', `${basename(dir)}.complete`);
+  if (existsSync(marker)) return dirs;
+  freshDir(dir);
+  const t0 = Date.now();
+  for (let d = 0; d < dirs; d++) {
+    const sub = join(dir, `d${String(d).padStart(4, '0')}`);
+    mkdirp(sub);
+    for (let f = d * perDir; f < Math.min(files, (d + 1) * perDir); f++) {
+      const path = join(sub, `f${String(f % perDir).padStart(3, '0')}`);
+      closeSync(openSync(path, 'w'));
+      utimesSync(path, T_ORIG, T_ORIG);
+    }
+    utimesSync(sub, T_ORIG, T_ORIG);
+  }
+  writeFileSync(marker, '');
+  log(`made ${files} empty files in ${dirs} directories under ${dir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return dirs;
 }
 
 export function ensureData(workDir: string, scale: number): DataSet {

@@ -7,6 +7,7 @@ import {
   createBlockSummer,
   digestLength,
   rollingChecksum,
+  sum1Blocks,
   type BlockSummer,
   type ChecksumSpec,
 } from '../protocol/checksum.js';
@@ -51,17 +52,33 @@ export class BlockSumsBuilder {
     this.summer(data, start, end, this.sum2, i * this.s2, this.copyLen);
   }
 
+  /** Sums every block lying whole in chunk[p, n) (sum1 in one bulk call); returns the new p. */
+  private sumWholeBlocks(chunk: Buffer, p: number, n: number): number {
+    let end = p;
+    let last = this.index;
+    while (last < this.head.count && n - end >= this.blockLength(last)) end += this.blockLength(last++);
+    if (last === this.index) return p;
+    sum1Blocks(chunk, p, end, this.head.blength, this.sum1, this.index);
+    for (let at = p; this.index < last; at += this.head.blength) {
+      const i = this.index++;
+      this.summer(chunk, at, Math.min(at + this.head.blength, end), this.sum2, i * this.s2, this.copyLen);
+    }
+    return end;
+  }
+
   /** Basis data in order, any chunk sizes. Data beyond the head's length is ignored. */
   push(chunk: Buffer): void {
     let p = 0;
     const n = chunk.length;
     while (p < n && this.index < this.head.count) {
-      const want = this.blockLength(this.index);
-      if (this.partialLen === 0 && n - p >= want) {
-        this.sumBlock(chunk, p, p + want);
-        p += want;
-        continue;
+      if (this.partialLen === 0) {
+        const q = this.sumWholeBlocks(chunk, p, n);
+        if (q > p) {
+          p = q;
+          continue;
+        }
       }
+      const want = this.blockLength(this.index);
       const take = Math.min(want - this.partialLen, n - p);
       chunk.copy(this.partial, this.partialLen, p, p + take);
       this.partialLen += take;

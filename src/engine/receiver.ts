@@ -52,6 +52,9 @@ import {
 import { IoTimeout } from './io-timeout.js';
 
 const READ_CHUNK = 1024 * 1024;
+const WRITEBACK_STEP = 32 * 1024 * 1024;
+/** A basis at least this large is closed on the thread pool (its blocks may be freed then). */
+const BACKGROUND_CLOSE = 64 * 1024 * 1024;
 const WRITE_BUFFER = 256 * 1024;
 /** ACCESSPERMS & ~umask of the reference's server (dflt_perms), for files and dirs without -p. */
 const DFLT_PERMS = 0o777 & ~0o022;
@@ -90,6 +93,8 @@ interface Pending {
   partialRel?: string;
   /** Permission bits the generator settled on (dest_mode() against the destination). */
   mode: number;
+  /** Nothing was at the destination when the generator looked (a new file can be made unnamed). */
+  destMissing: boolean;
 }
 
 /** A transfer whose data sits in the partial dir until the end of the transfer phase (--delay-updates). */
@@ -101,7 +106,8 @@ interface Delayed {
 
 /** The temp file being written, for --partial handling when the session dies mid-file. */
 interface CurrentTemp {
-  rel: string;
+  /** null: unnamed (O_TMPFILE) */
+  rel: string | null;
   dest: string;
   fd: number;
   out: CoalescingWriter;
@@ -191,6 +197,9 @@ class CoalescingWriter {
    * caller ftruncate()s to the final length so a trailing hole is kept.
    */
   sparse = false;
+  /** Start writeback every WRITEBACK_STEP bytes (the file will be renamed over an existing one). */
+  writeback = false;
+  private writtenBack = 0;
 
   write(data: Buffer): void {
     if (data.length >= WRITE_BUFFER) {
@@ -210,6 +219,10 @@ class CoalescingWriter {
   }
 
   private put(data: Buffer, len: number): void {
+    if (this.writeback && this.position + len - this.writtenBack >= WRITEBACK_STEP) {
+      this.sandbox.startWriteback(this.fd, this.writtenBack, this.position - this.writtenBack);
+      this.writtenBack = this.position;
+    }
     if (!this.sparse) {
       this.sandbox.write(this.fd, data, 0, len, this.position);
       this.position += len;
@@ -275,6 +288,11 @@ class Receiver {
   private deleting = false;
   private readonly delayedDeletes: Array<{ dir: FileEntry; keep: Set<string> }> = [];
   private readonly newDirs = new Set<string>();
+  /**
+   * Directories this session made (by list name; '' for a destination it created): they were
+   * empty, so their entries need no lstat(2) to know nothing is there.
+   */
+  private readonly madeDirs = new Set<string>();
   /** Directories whose attributes are set once everything below them is written. */
   private readonly dirFixups: FileEntry[] = [];
   private decoder!: TokenDecoder;
@@ -568,6 +586,7 @@ class Receiver {
       if (!this.opts.dryRun) {
         try {
           this.sandbox.mkdir(this.destRel, 0o777);
+          this.madeDirs.add('');
         } catch (err) {
           throw new RsyncError(`rsync: [Receiver] mkdir "${printable(arg)}" failed: ${describe(err)}`, ExitCode.FILEIO);
         }
@@ -824,7 +843,7 @@ class Receiver {
 
   private async generateEntry(e: FileEntry, list: FileList): Promise<void> {
     const dest = this.destOf(e);
-    const st = this.sandbox.lstat(dest);
+    const st = e.name !== '.' && this.madeDirs.has(dirOf(e.name)) ? null : this.sandbox.lstat(dest);
     const o = this.opts;
     if (modeType(e.mode) === 0) {
       // --delete-missing-args: a mode-0 entry names a source arg that is gone; its counterpart
@@ -946,6 +965,7 @@ class Receiver {
     if (!this.opts.dryRun && dest !== '') {
       this.quota?.addEntry();
       this.sandbox.mkdir(dest, 0o700);
+      this.madeDirs.add(e.name);
     }
     return true;
   }
@@ -1428,9 +1448,25 @@ class Receiver {
 
   /** receiver.c open_tmpfile(): `.<name>.XXXXXX` next to the file, or `<name>.XXXXXX` in --temp-dir. */
   private createTempFor(dest: string, mode: number): { fd: number; rel: string } {
-    const initMode = (mode | 0o200) & 0o700;
-    if (this.tempDirRel !== undefined) return this.sandbox.createTemp(this.tempDirRel, baseOf(dest), initMode, { noLeadingDot: true });
-    return this.sandbox.createTemp(dirOf(dest), baseOf(dest), initMode);
+    if (this.tempDirRel !== undefined) return this.sandbox.createTemp(this.tempDirRel, baseOf(dest), tempMode(mode), { noLeadingDot: true });
+    return this.sandbox.createTemp(dirOf(dest), baseOf(dest), tempMode(mode));
+  }
+
+  /**
+   * The temp file of a new file (nothing at the destination, no --temp-dir): unnamed (O_TMPFILE)
+   * where the filesystem allows, else null. It appears under its name only when complete, so it
+   * can be created with its final permissions right away (modeSet: no fchmod needed later).
+   */
+  private createUnnamedFor(p: Pending, mode: number): { fd: number; modeSet: boolean } | null {
+    if (!p.destMissing || this.tempDirRel !== undefined) return null;
+    const modeSet = (mode & 0o7000) === 0 && (mode & 0o777 & ~PROCESS_UMASK) === (mode & 0o777);
+    const fd = this.sandbox.createAnonymous(dirOf(p.dest), modeSet ? mode & 0o777 : tempMode(mode));
+    return fd === null ? null : { fd, modeSet };
+  }
+
+  /** Gives an unnamed temp file the name open_tmpfile() would have given it. */
+  private nameTemp(fd: number, dest: string): string {
+    return this.sandbox.nameAnonymous(fd, dirOf(dest), baseOf(dest));
   }
 
   /** quick_check_ok() for a regular file. */
@@ -1601,7 +1637,7 @@ class Receiver {
         iflags |= ITEM.BASIS_TYPE_FOLLOWS;
       }
     }
-    this.requestFile(list, e, dest, { rel: basisRel, st: basisSt, type: basisType, xname, partialRel, mode }, iflags, false);
+    this.requestFile(list, e, dest, { rel: basisRel, st: basisSt, type: basisType, xname, partialRel, mode, destMissing: st === null }, iflags, false);
   }
 
   /** Unlinks a consumed/obsolete --partial-dir file and its dir when that became empty. */
@@ -1629,7 +1665,7 @@ class Receiver {
     list: FileList,
     e: FileEntry,
     dest: string,
-    basis: { rel: string | null; st: EntryStat | null; type: number; xname?: string; partialRel?: string; mode: number },
+    basis: { rel: string | null; st: EntryStat | null; type: number; xname?: string; partialRel?: string; mode: number; destMissing: boolean },
     iflags: number,
     redo: boolean,
   ): void {
@@ -1667,6 +1703,7 @@ class Receiver {
       xname: basis.xname,
       partialRel: basis.partialRel,
       mode: basis.mode,
+      destMissing: basis.destMissing,
     });
     list.pending++;
     if (this.opts.dryRun) return;
@@ -1679,7 +1716,7 @@ class Receiver {
     const dest = this.destOf(e);
     const st = this.lstatQuiet(dest);
     const mode = this.opts.perms ? e.mode : this.destMode(e.mode, st ? st.mode : 0, st !== null && st.type === 'file', true);
-    let basis = { rel: st && st.type === 'file' ? dest : null, st, type: FNAMECMP.FNAME as number, partialRel: undefined as string | undefined, mode };
+    let basis = { rel: st && st.type === 'file' ? dest : null, st, type: FNAMECMP.FNAME as number, partialRel: undefined as string | undefined, mode, destMissing: st === null };
     let iflags: number = ITEM.TRANSFER;
     if (this.partialDir) {
       const partialRel = this.partialDir.pathFor(dest);
@@ -2126,6 +2163,9 @@ class Receiver {
     let basisType = p.basisType;
     let outFd = -1;
     let tempRel: string | null = null;
+    /** The temp file is unnamed (tempRel null until it gets a name). */
+    let unnamed = false;
+    let modeSet = false;
     let oneInplace = false;
     let failed: string | null = null;
     let consumed = false;
@@ -2169,9 +2209,16 @@ class Receiver {
               this.sandbox.rename(t.rel, dest);
             }
           } else {
-            const t = this.createTempFor(dest, mode);
-            outFd = t.fd;
-            tempRel = t.rel;
+            const made = this.createUnnamedFor(p, mode);
+            if (made !== null) {
+              outFd = made.fd;
+              unnamed = true;
+              modeSet = made.modeSet;
+            } else {
+              const t = this.createTempFor(dest, mode);
+              outFd = t.fd;
+              tempRel = t.rel;
+            }
           }
         } catch (err) {
           if (!(err instanceof SandboxError)) throw err;
@@ -2181,8 +2228,11 @@ class Receiver {
       // --append: the sender sends only what follows the existing data (count*blength-ish bytes).
       const flength = append ? head.count * head.blength - (head.remainder ? head.blength - head.remainder : 0) : 0;
       const out = outFd >= 0 ? new CoalescingWriter(this.sandbox, outFd, flength, this.writeBuffer) : null;
-      if (out && o.sparse && tempRel !== null) out.sparse = true;
-      if (tempRel !== null && out) {
+      const fresh = tempRel !== null || unnamed;
+      if (out && o.sparse && fresh) out.sparse = true;
+      // A temp file that replaces an existing one by rename: ext4 flushes it all in the rename.
+      if (out && tempRel !== null && !p.destMissing) out.writeback = true;
+      if (fresh && out) {
         this.currentTemp = { rel: tempRel, dest, fd: outFd, out, entry: e, partialRel: p.partialRel, mode, gotLiteral: false };
       }
       if (append && o.append === 2 && basisFd >= 0 && flength > 0) this.hashPrefix(basisFd, flength, hasher);
@@ -2192,7 +2242,7 @@ class Receiver {
       const replacedSt = this.quota ? this.lstatQuiet(dest) : null;
       const replacedBytes = replacedSt && replacedSt.type === 'file' ? replacedSt.size : 0;
       // Not when writing into the basis itself (--inplace): read what is on disk at match time.
-      const window = basisFd >= 0 && tempRel !== null ? new BasisWindow(this.sandbox, basisFd, this.basisWindowBuffer) : null;
+      const window = basisFd >= 0 && fresh ? new BasisWindow(this.sandbox, basisFd, this.basisWindowBuffer) : null;
       this.decoder.beginFile(head.count);
       for (;;) {
         const t = await this.decoder.next();
@@ -2237,14 +2287,22 @@ class Receiver {
       this.currentTemp = null;
       const attrs: Attrs = { ...this.attrsFor(e, false, true), mode: mode & 0o7777 };
       if (!ok) delete attrs.mtime;
+      if (modeSet) delete attrs.mode;
       const partialPtr = this.partialDir ? p.partialRel : dest;
       let result: 'done' | 'delayed' | 'failed' = 'failed';
       if ((ok && !(o.delayUpdates && this.partialDir)) || inplace) {
         // finish_transfer(): attributes on the new data, a backup of the old file, rename into place.
         this.sandbox.fsetAttrs(outFd, attrs);
+        let linked = false;
+        if (unnamed) {
+          // A new file gets its name now, complete; linkat never replaces what appeared meanwhile.
+          linked = !this.backupsActive(p.redo) && this.sandbox.linkAnonymous(outFd, dest);
+          if (!linked) tempRel = this.nameTemp(outFd, dest);
+          unnamed = false;
+        }
         this.sandbox.close(outFd);
         outFd = -1;
-        const from = oneInplace ? p.partialRel! : tempRel;
+        const from = linked ? null : oneInplace ? p.partialRel! : tempRel;
         if (from !== null) {
           if (this.backupsActive(p.redo) && !inplace) this.makeBackup(dest, false);
           try {
@@ -2267,6 +2325,10 @@ class Receiver {
       } else if (this.keepPartial && partialPtr !== undefined && (!oneInplace || o.delayUpdates)) {
         // Failed verification with --partial(-dir), or a delayed update: the data goes to the partial name.
         this.sandbox.fsetAttrs(outFd, attrs);
+        if (unnamed) {
+          tempRel = this.nameTemp(outFd, dest);
+          unnamed = false;
+        }
         this.sandbox.close(outFd);
         outFd = -1;
         if (!this.makePartialDir(partialPtr)) {
@@ -2304,14 +2366,15 @@ class Receiver {
         return;
       }
       // A fatal error mid-file (the client went away ...): keep what arrived when asked to.
-      if (tempRel !== null && this.currentTemp && this.currentTemp.rel === tempRel) {
+      if ((tempRel !== null || unnamed) && this.currentTemp && this.currentTemp.fd === outFd) {
         this.abandonTemp();
         tempRel = null;
         outFd = -1;
       }
       throw err;
     } finally {
-      if (basisFd >= 0) this.sandbox.close(basisFd);
+      if (basisFd >= 0 && basisSt !== null && basisSt.size >= BACKGROUND_CLOSE) this.sandbox.closeInBackground(basisFd);
+      else if (basisFd >= 0) this.sandbox.close(basisFd);
       if (outFd >= 0) this.sandbox.close(outFd);
       if (tempRel !== null) this.unlinkQuiet(tempRel);
       this.currentTemp = null;
@@ -2520,6 +2583,7 @@ class Receiver {
     const t = this.currentTemp;
     if (!t) return;
     this.currentTemp = null;
+    let closed = false;
     try {
       try {
         t.out.flush();
@@ -2532,21 +2596,33 @@ class Receiver {
         if (this.partialDir) delete attrs.mtime;
         else attrs.mtime = { sec: 0, nsec: t.entry.mtimeNsec }; // the reference zeroes only the seconds
         this.sandbox.fsetAttrs(t.fd, attrs);
+        t.rel ??= this.nameTemp(t.fd, t.dest);
+        closed = true;
         this.sandbox.close(t.fd);
         if (!this.partialDir && this.opts.backup) this.makeBackup(t.dest, false);
         this.sandbox.rename(t.rel, partialPtr);
         return;
       }
+      closed = true;
       this.sandbox.close(t.fd);
-      this.sandbox.unlink(t.rel);
+      if (t.rel !== null) this.sandbox.unlink(t.rel);
     } catch {
       try {
-        this.sandbox.unlink(t.rel);
+        if (!closed) this.sandbox.close(t.fd);
+        if (t.rel !== null) this.sandbox.unlink(t.rel);
       } catch {
         // best effort
       }
     }
   }
+}
+
+/** Read once: process.umask() with no argument sets and resets it. */
+const PROCESS_UMASK = process.umask();
+
+/** A temp file's mode while it is written: owner-writable, private (receiver.c open_tmpfile()). */
+function tempMode(mode: number): number {
+  return (mode | 0o200) & 0o700;
 }
 
 function int32(v: number): Buffer {

@@ -12,6 +12,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { nativeBinding } from '../native.js';
 
 export type ChecksumName = 'md4' | 'md5' | 'sha1' | 'xxh64' | 'xxh3' | 'xxh128' | 'none';
 
@@ -79,6 +80,21 @@ export function rollingChecksum(buf: Uint8Array, start: number, end: number): nu
   }
   return ((s1 & 0xffff) | (s2 << 16)) >>> 0;
 }
+
+/** rollingChecksum of each blength-sized block of buf[start, end) (the last may be shorter). */
+export function sum1BlocksJs(buf: Uint8Array, start: number, end: number, blength: number, out: Uint32Array, index: number): number {
+  let n = 0;
+  for (let p = start; p < end; p += blength) out[index + n++] = rollingChecksum(buf, p, Math.min(p + blength, end));
+  return n;
+}
+
+const nativeSum1 = nativeBinding?.sum1Blocks?.bind(nativeBinding);
+
+/**
+ * Block sums in bulk, the generator's hot loop: the native addon's vectorised version when it
+ * is built (4-8x faster), else sum1BlocksJs. Returns the number of sums written.
+ */
+export const sum1Blocks: typeof sum1BlocksJs = nativeSum1 ?? sum1BlocksJs;
 
 // ---------------------------------------------------------------------------------------------
 // WebAssembly hash engines (hash-wasm binaries, driven directly)

@@ -10,9 +10,13 @@ import { NdxState, writeNdx } from './ndx.js';
 import { writeLongint, writeVarint, writeVarlong, writeVstring } from './varint.js';
 
 const FLUSH_THRESHOLD = 256 * 1024;
+/** Frame buffers big enough for a flush at the threshold; reused once the sink is done with them. */
+const FRAME_BUFFER = FLUSH_THRESHOLD + 128 * 1024;
+const SPARE_FRAME_BUFFERS = 16;
 
 export interface Sink {
-  write(chunk: Buffer): boolean;
+  /** `done` (when the sink calls it) says the chunk is no longer needed: its buffer is reused. */
+  write(chunk: Buffer, done?: (err?: Error | null) => void): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
 
@@ -21,6 +25,11 @@ export class ProtocolWriter {
   private multiplexed = false;
   private blocked = false;
   private drainWaiters: Array<() => void> = [];
+  /**
+   * Frame buffers the sink has finished with. Allocating a fresh 256 KiB buffer per flush costs
+   * more in garbage collection (V8 collects on external-memory growth) than the copy itself.
+   */
+  private readonly spareFrames: Buffer[] = [];
   /** Bytes handed to the sink (frame headers included), for stats. */
   totalWritten = 0;
   readonly ndxState = new NdxState();
@@ -87,22 +96,41 @@ export class ProtocolWriter {
       out = Buffer.from(src);
     } else {
       const frames = Math.ceil(len / DATA_FRAME_MAX);
-      out = Buffer.allocUnsafe(len + 4 * frames);
-      let o = 0;
-      for (let i = 0; i < len; i += DATA_FRAME_MAX) {
-        const n = Math.min(DATA_FRAME_MAX, len - i);
-        out.writeUInt32LE(frameHeader(MsgTag.DATA, n), o);
-        src.copy(out, o + 4, i, i + n);
-        o += 4 + n;
+      const need = len + 4 * frames;
+      if (need <= FRAME_BUFFER) {
+        const whole = this.spareFrames.pop() ?? Buffer.allocUnsafe(FRAME_BUFFER);
+        this.fillFrames(whole, src, len);
+        this.pending.reset();
+        this.toSink(whole.subarray(0, need), whole);
+        return;
       }
+      out = Buffer.allocUnsafe(need);
+      this.fillFrames(out, src, len);
     }
     this.pending.reset();
     this.toSink(out);
   }
 
-  private toSink(out: Buffer): void {
+  /** Copies src[0, len) into out as MSG_DATA frames. */
+  private fillFrames(out: Buffer, src: Buffer, len: number): void {
+    let o = 0;
+    for (let i = 0; i < len; i += DATA_FRAME_MAX) {
+      const n = Math.min(DATA_FRAME_MAX, len - i);
+      out.writeUInt32LE(frameHeader(MsgTag.DATA, n), o);
+      src.copy(out, o + 4, i, i + n);
+      o += 4 + n;
+    }
+  }
+
+  /** `reuse`: the buffer behind `out`, taken back when the sink says it is done with it. */
+  private toSink(out: Buffer, reuse?: Buffer): void {
     this.totalWritten += out.length;
-    if (!this.sink.write(out) && !this.blocked) {
+    const done = reuse
+      ? () => {
+          if (this.spareFrames.length < SPARE_FRAME_BUFFERS) this.spareFrames.push(reuse);
+        }
+      : undefined;
+    if (!this.sink.write(out, done) && !this.blocked) {
       this.blocked = true;
       this.sink.once('drain', () => {
         this.blocked = false;

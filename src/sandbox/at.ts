@@ -86,6 +86,12 @@ export function linkAt(fromDir: number, fromLeaf: string, toDir: number, toLeaf:
   else linkSync(procLeaf(fromDir, fromLeaf), procLeaf(toDir, toLeaf));
 }
 
+/** Gives the open (O_TMPFILE) file `fd` the name leaf in dirFd; false when the name exists. */
+export function linkFdAt(fd: number, dirFd: number, leaf: string): boolean {
+  if (!nativeBinding?.linkfd) throw Object.assign(new Error('linkat: needs the native addon'), { code: 'ENOTSUP' });
+  return nativeBinding.linkfd(fd, dirFd, leafBuf(leaf));
+}
+
 export function unlinkAt(dirFd: number, leaf: string): void {
   if (nativeBinding) nativeBinding.unlinkat(dirFd, leafBuf(leaf), false);
   else unlinkSync(procLeaf(dirFd, leaf));

@@ -1,45 +1,21 @@
 /**
- * The optional native addon (native/): utimensat/futimens with exact nanoseconds and pre-1970
- * times, which Node's fs cannot set (libuv truncates to microseconds). Absent => null, and the
- * sandbox falls back to Node (µs) plus touch(1).
+ * The native addon's time setters (src/native.ts): utimensat/futimens with exact nanoseconds and
+ * pre-1970 times, which Node's fs cannot set (libuv truncates to microseconds). Without the addon
+ * => null, and the sandbox falls back to Node (µs) plus touch(1).
  */
-import { createRequire } from 'node:module';
+import { nativeBinding } from '../native.js';
 import type { Timestamp } from './times.js';
-
-interface NativeBinding {
-  utimensat(dirfd: number, name: Buffer, as: number, an: number, ms: number, mn: number, follow?: boolean): void;
-  futimens(fd: number, as: number, an: number, ms: number, mn: number): void;
-  mknodat(dirfd: number, name: Buffer, mode: number, major: number, minor: number): void;
-  openat(dirfd: number, leaf: Buffer, flags: number, mode: number): number;
-  lstatat(dirfd: number, leaf: Buffer, out: Float64Array): boolean;
-  renameat(fromDir: number, fromLeaf: Buffer, toDir: number, toLeaf: Buffer): void;
-  linkat(fromDir: number, fromLeaf: Buffer, toDir: number, toLeaf: Buffer): void;
-  unlinkat(dirfd: number, leaf: Buffer, isDir: boolean): void;
-  mkdirat(dirfd: number, leaf: Buffer, mode: number): void;
-  symlinkat(target: Buffer, dirfd: number, leaf: Buffer): void;
-  flockex?(fd: number): boolean;
-}
 
 /** Sets (atime, mtime); an undefined one is left unchanged (UTIME_OMIT). */
 export type NativeTimeSetter = (atime: Timestamp | undefined, mtime: Timestamp | undefined) => void;
-
-function load(): NativeBinding | null {
-  try {
-    const require = createRequire(import.meta.url);
-    const b = require('rrsyncd-native') as NativeBinding | null;
-    return b && typeof b.utimensat === 'function' && typeof b.openat === 'function' ? b : null;
-  } catch {
-    return null;
-  }
-}
-
-const binding = load();
 
 function parts(t: Timestamp | undefined): [number, number] {
   return t === undefined ? [0, -1] : [t.sec, t.nsec];
 }
 
-export const nativeBinding = binding;
+export { nativeBinding };
+
+const binding = nativeBinding;
 
 export const nativeTimes = binding
   ? {

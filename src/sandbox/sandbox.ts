@@ -8,6 +8,7 @@
  */
 import {
   type BigIntStats,
+  close as closeCallback,
   closeSync,
   constants,
   chmodSync,
@@ -37,8 +38,8 @@ import { checkLinkTarget, checkName, joinRel, splitRel, tempNamePrefix } from '.
 import { asciiTempName, runWithFd, splitRdev } from './special.js';
 import { type EntryStat, toEntryStat, typeOfMode } from './stat.js';
 import { type Timestamp, checkTimestamp, nodeTimeFor, touchDate } from './times.js';
-import { nativeTimes, type NativeTimeSetter } from './native.js';
-import { linkAt, lstatAt, mkdirAt, openAt, renameAt, rmdirAt, symlinkAt, unlinkAt } from './at.js';
+import { nativeBinding, nativeTimes, type NativeTimeSetter } from './native.js';
+import { linkAt, linkFdAt, lstatAt, mkdirAt, openAt, renameAt, rmdirAt, symlinkAt, unlinkAt } from './at.js';
 
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
@@ -81,6 +82,8 @@ const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = constants
 const O_NOATIME = constants.O_NOATIME ?? 0;
 const DIR_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW;
 const TEMP_ATTEMPTS = 100;
+/** O_TMPFILE (Linux >= 3.11): __O_TMPFILE | O_DIRECTORY, whatever O_DIRECTORY is on this architecture. */
+const O_TMPFILE = 0o20000000 | O_DIRECTORY;
 const TEMP_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /** `/proc/self/fd/<fd>[/<name>]` as a Buffer so non-UTF-8 names survive. */
@@ -107,6 +110,8 @@ export class Sandbox {
   private readonly cache: DirCache;
   private readonly exactTimes: boolean;
   private noatimeAllowed = O_NOATIME !== 0;
+  /** Cleared when the filesystem refuses O_TMPFILE (and never set without the native linkat). */
+  private anonymousFiles = nativeBinding?.linkfd !== undefined;
   private closed = false;
 
   private constructor(
@@ -203,19 +208,67 @@ export class Sandbox {
    * for --temp-dir), O_CREAT|O_EXCL|O_NOFOLLOW, mode default 0600 (umask applies).
    */
   createTemp(relDir: string, baseName: string, mode = 0o600, opts: { noLeadingDot?: boolean } = {}): { fd: number; rel: string } {
+    return this.withTempName(relDir, baseName, opts, (dirFd, name, rel) => {
+      try {
+        return { fd: openAt(dirFd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777), rel };
+      } catch (err) {
+        if (!hasCode(err, 'EEXIST')) throw toSandboxError(err, 'createTemp', rel);
+        return null;
+      }
+    });
+  }
+
+  /**
+   * An unnamed regular file in relDir (O_TMPFILE; mode as createTemp). It gets a name only
+   * through linkAnonymous or nameAnonymous, so an abort or a crash leaves nothing behind, and a
+   * new file costs one directory entry instead of two (temp name, then rename). Null when the
+   * filesystem (or a build without the native addon) cannot do it: use createTemp then.
+   */
+  createAnonymous(relDir: string, mode = 0o600): number | null {
+    if (!this.anonymousFiles) return null;
+    const parts = splitRel(relDir);
+    const ref = this.dir(parts, relDir);
+    try {
+      return openAt(ref.fd, '.', O_TMPFILE | O_RDWR, mode & 0o7777);
+    } catch (err) {
+      if (hasCode(err, 'EOPNOTSUPP', 'EISDIR', 'EINVAL')) {
+        this.anonymousFiles = false;
+        return null;
+      }
+      throw toSandboxError(err, 'createTemp', relDir);
+    } finally {
+      this.cache.release(ref);
+    }
+  }
+
+  /** Gives the anonymous file `fd` the name toRel, unless that name exists (then false). */
+  linkAnonymous(fd: number, toRel: string): boolean {
+    return this.atLeaf('link', toRel, (dirFd, leaf) => linkFdAt(fd, dirFd, leaf));
+  }
+
+  /** Gives the anonymous file `fd` a fresh temp name in relDir, as createTemp would make it. */
+  nameAnonymous(fd: number, relDir: string, baseName: string, opts: { noLeadingDot?: boolean } = {}): string {
+    return this.withTempName(relDir, baseName, opts, (dirFd, name, rel) =>
+      this.guard('link', rel, () => linkFdAt(fd, dirFd, name)) ? rel : null,
+    );
+  }
+
+  /** Tries fresh `.<base>.XXXXXX` names in relDir until `attempt` takes one (non-null). */
+  private withTempName<T>(
+    relDir: string,
+    baseName: string,
+    opts: { noLeadingDot?: boolean },
+    attempt: (dirFd: number, name: string, rel: string) => T | null,
+  ): T {
     const parts = splitRel(relDir);
     checkName(baseName, relDir);
     const prefix = tempNamePrefix(baseName, opts.noLeadingDot ?? false);
     const ref = this.dir(parts, relDir);
     try {
-      for (let attempt = 0; attempt < TEMP_ATTEMPTS; attempt++) {
+      for (let i = 0; i < TEMP_ATTEMPTS; i++) {
         const name = `${prefix}.${randomSuffix()}`;
-        try {
-          const fd = openAt(ref.fd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777);
-          return { fd, rel: joinRel([...parts, name]) };
-        } catch (err) {
-          if (!hasCode(err, 'EEXIST')) throw toSandboxError(err, 'createTemp', joinRel([...parts, name]));
-        }
+        const done = attempt(ref.fd, name, joinRel([...parts, name]));
+        if (done !== null) return done;
       }
       throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quotePath(baseName)} in ${quotePath(relDir)}`);
     } finally {
@@ -257,6 +310,23 @@ export class Sandbox {
       return;
     }
     this.guard('close', fdLabel(fd), () => closeSync(fd));
+  }
+
+  /**
+   * close(2) on the thread pool, for a file whose last close frees a lot (a large basis that a
+   * rename just unlinked): the event loop does not wait for the kernel to free its blocks.
+   */
+  closeInBackground(fd: number): void {
+    closeCallback(fd, () => undefined);
+  }
+
+  /**
+   * Starts writing back fd's data in [offset, offset + length) without waiting (best effort; a
+   * no-op without the native addon). Renaming a file over an existing one makes ext4 flush all
+   * of it first (auto_da_alloc); started early, that work is spread over the transfer.
+   */
+  startWriteback(fd: number, offset: number, length: number): void {
+    nativeBinding?.startWriteback?.(fd, offset, length);
   }
 
   fstat(fd: number): EntryStat {

@@ -15,7 +15,7 @@ import type { Config } from '../config/load.js';
 import { parseListenAddress } from '../config/schema.js';
 import type { KeyEntry, KeyRing } from './authorized-keys.js';
 import type { HostKey } from './host-keys.js';
-import { fixChannelFlowControl } from './channel-flow.js';
+import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -315,6 +315,7 @@ export class RrsyncServer {
       const channel = accept();
       if (!channel) return;
       fixChannelFlowControl(channel);
+      batchSocketWrites(channel, conn.socket);
       void this.onExec(conn, channel, info.command);
     });
   }

@@ -31,6 +31,7 @@ t.test('the host key is generated once (0600) and reused on restart', async (t) 
   const fp1 = ((await first.waitForLog((l) => l.event === 'listening')).fingerprints as string[])[0];
   t.equal((await stat(first.hostKeyPath)).mode & 0o777, 0o600);
   await first.waitForLog((l) => l.msg === 'generated host key');
+  t.notOk(first.logRecords().some((l) => /random pool/.test(String(l.msg))), 'ssh2 uses the random pool for packet padding');
   const keygenFp = await run('ssh-keygen', ['-lf', `${first.hostKeyPath}.pub`]);
   t.equal(keygenFp.stdout.split(' ')[1], fp1, 'the logged fingerprint is what ssh-keygen prints');
   t.equal(await first.stop(), 0);

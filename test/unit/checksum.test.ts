@@ -1,6 +1,7 @@
 import t from 'tap';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { nativeBinding } from '../../src/native.js';
 import { createXXHash128, createXXHash3, createXXHash64, md4 as md4Hex } from 'hash-wasm';
 import {
   blockStrongSum,
@@ -10,6 +11,8 @@ import {
   digestLength,
   initChecksums,
   rollingChecksum,
+  sum1Blocks,
+  sum1BlocksJs,
   SUPPORTED_CHECKSUMS,
   type ChecksumName,
   type ChecksumSpec,
@@ -109,6 +112,34 @@ t.test('rolling checksum: captured block, signed bytes', async (t) => {
     t.equal(rollingChecksum(buf, a, b), signedReference(buf.subarray(a, b)), `range ${a}..${b}`);
   }
   t.equal(rollingChecksum(Buffer.alloc(700, 0x80), 0, 700), signedReference(Buffer.alloc(700, 0x80)));
+});
+
+t.test('bulk block sums (native addon when built) equal the reference, any block length', async (t) => {
+  t.ok(nativeBinding?.sum1Blocks, 'the native addon is built (npm ci) and has sum1Blocks');
+  const buf = randomBytes(300_017);
+  buf.fill(0x80, 1000, 9000); // long runs of the most negative signed byte
+  buf.fill(0x7f, 9000, 20000);
+  for (const [start, end, bl] of [[0, 300_017, 700], [3, 300_000, 16], [5, 300_017, 32768], [0, 131072, 131072], [7, 7, 700], [0, 15, 4], [1, 200_001, 23_168], [0, 300_017, 1]]) {
+    const count = Math.ceil((end - start) / bl);
+    const got = new Uint32Array(count + 2);
+    const js = new Uint32Array(count + 2);
+    t.equal(sum1Blocks(buf, start, end, bl, got, 1), count, `${start}..${end}/${bl}: count`);
+    t.equal(sum1BlocksJs(buf, start, end, bl, js, 1), count);
+    let bad = -1;
+    for (let i = 0; i < count && bad < 0; i++) {
+      const a = start + i * bl;
+      if (got[1 + i] !== signedReference(buf.subarray(a, Math.min(a + bl, end))) || js[1 + i] !== got[1 + i]) bad = i;
+    }
+    t.equal(bad, -1, `${start}..${end}/${bl}: every block matches the byte-by-byte definition`);
+    t.equal(got[0], 0, 'nothing written before index');
+    t.equal(got[count + 1], 0, 'nothing written after the last block');
+  }
+  if (nativeBinding?.sum1Blocks) {
+    const out = new Uint32Array(2);
+    t.throws(() => nativeBinding!.sum1Blocks!(buf, 0, buf.length, 700, out, 0), /output too small/);
+    t.throws(() => nativeBinding!.sum1Blocks!(buf, 0, buf.length + 1, 700, new Uint32Array(1000), 0), /bad range/);
+    t.throws(() => nativeBinding!.sum1Blocks!(buf, 0, 10, 0, out, 0), /bad range/);
+  }
 });
 
 t.test('block strong sums match captured generators', async (t) => {

@@ -62,7 +62,17 @@ for (const cacheSize of [64, 0]) {
         ['link to', () => sb.link('inside', `${via}/hard`)],
         ['mkfifo', () => sb.mkfifo(`${via}/fifo`, 0o600)],
       ];
+      // An unnamed (O_TMPFILE) file made in the root, then named through the symlinked parent.
+      const anon = sb.createAnonymous('');
+      if (anon !== null) {
+        ops.push(
+          ['createAnonymous', () => sb.createAnonymous(via)],
+          ['linkAnonymous', () => sb.linkAnonymous(anon, `${via}/named`)],
+          ['nameAnonymous', () => sb.nameAnonymous(anon, via, 'named')],
+        );
+      }
       for (const [name, op] of ops) t.throws(op, { name: 'SandboxError', code: 'ELOOP' }, `${name} via ${via}`);
+      if (anon !== null) sb.close(anon);
     }
     t.equal(snapshot(outside), before, 'outside untouched');
     t.notOk(fs.existsSync(path.join(fixtureRootOf(sb), 'stolen')));

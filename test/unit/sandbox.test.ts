@@ -16,6 +16,36 @@ t.test('open: missing root and non-directory root fail', async (t) => {
   t.throws(() => Sandbox.open(path.join(root, 'f')), { code: 'ENOTDIR' });
 });
 
+t.test('unnamed files: invisible until named, never replace an existing name', async (t) => {
+  const root = tmpRoot(t);
+  const sb = Sandbox.open(root);
+  t.teardown(() => sb.close());
+  sb.mkdir('d', 0o755);
+  const fd = sb.createAnonymous('d', 0o640);
+  t.not(fd, null, 'O_TMPFILE works here (ext4/tmpfs) with the native addon built');
+  if (fd === null) return;
+  const data = Buffer.from('complete data\n');
+  sb.write(fd, data, 0, data.length, 0);
+  t.same(fs.readdirSync(abs(root, 'd')), [], 'nothing visible while it is written');
+  fs.writeFileSync(abs(root, 'd/taken'), 'keep me');
+  t.equal(sb.linkAnonymous(fd, 'd/taken'), false, 'an existing name is not replaced');
+  t.equal(fs.readFileSync(abs(root, 'd/taken'), 'utf8'), 'keep me');
+  t.equal(sb.linkAnonymous(fd, 'd/new'), true);
+  t.ok(fs.readFileSync(abs(root, 'd/new')).equals(data), 'named with its content');
+  t.equal((sb.lstat('d/new')?.mode ?? 0) & 0o777, 0o640 & ~process.umask(), 'created with the asked mode (less the umask)');
+  const temp = sb.nameAnonymous(fd, 'd', 'x y');
+  t.match(temp, /^d\/\.x y\.[A-Za-z0-9]{6}$/, 'a temp name as createTemp makes them');
+  t.equal(sb.lstat(temp)?.ino, sb.lstat('d/new')?.ino, 'the same file under both names');
+  sb.close(fd);
+  t.throws(() => sb.linkAnonymous(fd, 'd/late'), { name: 'SandboxError' }, 'a closed fd cannot be named');
+
+  // Closed without a name: it is gone, nothing is left in the directory.
+  const gone = sb.createAnonymous('d');
+  sb.write(gone!, data, 0, data.length, 0);
+  sb.close(gone!);
+  t.same(fs.readdirSync(abs(root, 'd')).sort(), ['.x y' + temp.slice(6), 'new', 'taken'].sort());
+});
+
 t.test('every operation on a normal tree, with awkward byte names', async (t) => {
   const root = tmpRoot(t);
   const sb = Sandbox.open(root);
