@@ -53,6 +53,8 @@ const HELP = `usage: npm run bench -- [options]
   --fs auto|loop|dir destination filesystem: loop = a fresh journaled ext4 on a loop device (root only),
                      dir = bench/work itself; auto (default) = loop when possible
   --dev              run rrsyncd from src/ through tsx even when dist/ exists
+  --repo DIR         benchmark the rrsyncd of another checkout (built), e.g. an older commit
+  --label NAME       appended to the result file names (e.g. before, after)
   --verify-all       verify the result of every round (default: round 1 only)
   -h, --help`;
 
@@ -67,6 +69,8 @@ const { values: opt } = parseArgs({
     timeout: { type: 'string' },
     profile: { type: 'boolean', default: false },
     fs: { type: 'string', default: 'auto' },
+    repo: { type: 'string' },
+    label: { type: 'string' },
     dev: { type: 'boolean', default: false },
     'verify-all': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -77,6 +81,8 @@ if (opt.help) {
   console.log(HELP);
   process.exit(0);
 }
+/** The checkout whose rrsyncd is measured (--repo; default this one). */
+const RR_REPO = resolve(opt.repo ?? REPO);
 const scale = Number(opt.scale);
 const rounds = Number.parseInt(opt.rounds!, 10);
 const concurrency = Number.parseInt(opt.concurrency!, 10);
@@ -420,14 +426,14 @@ function firstLine(cmd: string, args: string[]): string {
 const LOAD_AT_START = loadavg();
 
 function machineInfo(rrsyncdMode: string): Record<string, string> {
-  const git = (args: string[]): string => spawnSync('git', args, { cwd: REPO, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const git = (args: string[]): string => spawnSync('git', args, { cwd: RR_REPO, encoding: 'utf8' }).stdout?.trim() ?? '';
   const dirty = git(['status', '--porcelain', '--', 'src']).length > 0;
   return {
     machine: `${cpus().length} CPUs (nproc ${firstLine('nproc', [])}), ${cpus()[0]?.model ?? '?'}, ${(totalmem() / GiB).toFixed(0)} GiB RAM, Linux ${firstLine('uname', ['-r'])}`,
     node: process.version,
     'rsync (client and OpenSSH-side server)': firstLine(RSYNC, ['--version']),
     openssh: firstLine('ssh', ['-V']),
-    rrsyncd: `${rrsyncdMode}; commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ' + uncommitted changes in src/' : ''}`,
+    rrsyncd: `${rrsyncdMode}; commit ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ' + uncommitted changes in src/' : ''}${RR_REPO === REPO ? '' : ` (checkout ${RR_REPO})`}`,
     'load average at start (machine is shared)': LOAD_AT_START.map((x) => x.toFixed(2)).join(' '),
   };
 }
@@ -479,7 +485,7 @@ async function main(): Promise<number> {
     if (sides.includes('rrsyncd')) {
       const root = join(scratch.dir, 'roots', 'rrsyncd');
       freshDir(root);
-      rr = new RrsyncdServer({ repo: REPO, root, keys, workDir: WORK, profile: opt.profile!, dev: opt.dev! });
+      rr = new RrsyncdServer({ repo: RR_REPO, root, keys, workDir: WORK, profile: opt.profile!, dev: opt.dev! });
       if (!(await rr.start())) log(`rrsyncd unavailable: ${rr.downReason} (its runs will be reported as FAIL)`);
       servers.rrsyncd = rr;
     }
@@ -596,7 +602,7 @@ async function main(): Promise<number> {
     const infos: WorkloadInfo[] = workloads.map(({ id, num, title, target, targetNote, rssLimitMiB }) => ({ id, num, title, target, targetNote, rssLimitMiB }));
     const rows = summarize(records, infos, ciphers);
     const md = renderMarkdown(meta, rows, records);
-    const base = `${date}-scale${scale}${opt.only ? '-' + opt.only.replace(/,/g, '+') : ''}`;
+    const base = `${date}-scale${scale}${opt.only ? '-' + opt.only.replace(/,/g, '+') : ''}${opt.label ? '-' + opt.label.replace(/[^A-Za-z0-9_.-]/g, '_') : ''}`;
     writeFileSync(join(RESULTS, `${base}.md`), md);
     writeFileSync(join(RESULTS, 'latest.md'), md);
     writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify({ meta, rows, records }, null, 2) + '\n');

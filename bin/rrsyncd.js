@@ -1,5 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // Production entry: runs the compiled CLI from dist/ (built by `npm ci` through the prepare script).
+// --max-semi-space-size=4 (MiB): V8's young generation otherwise grows to 32 MiB under a steady
+// allocation rate (a file list streaming by); 8 MiB keeps one session over a million files well
+// under 150 MiB RSS at no measurable cost in throughput (README, Performance).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';

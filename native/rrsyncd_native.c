@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -40,6 +42,7 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
     case EDQUOT: name = "EDQUOT"; break;
     case EFBIG: name = "EFBIG"; break;
     case EOPNOTSUPP: name = "EOPNOTSUPP"; break;
+    case ENOMEM: name = "ENOMEM"; break;
   }
   strncpy(code, name, sizeof code - 1);
   code[sizeof code - 1] = 0;
@@ -198,6 +201,115 @@ static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
   if (get_i64(env, argv[0], &fd) && get_i64(env, argv[1], &off) && get_i64(env, argv[2], &len) && off >= 0 && len > 0)
     sync_file_range((int)fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
   return NULL;
+}
+
+/* readdirfd(dirfd): the names in a directory (an O_PATH fd will do), without "." and "..",
+ * sorted bytewise (as libuv's scandir, which node:fs uses, sorts them), as latin1 strings. */
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static napi_value js_readdirfd(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int64_t dirfd;
+  if (!get_i64(env, argv[0], &dirfd)) return throw_errno(env, EINVAL, "readdir");
+  int fd = openat((int)dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "readdir");
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "readdir");
+  }
+  size_t n = 0, cap = 64, used = 0, pool_cap = 4096;
+  char **names = malloc(cap * sizeof *names);
+  char *pool = malloc(pool_cap);
+  size_t *offs = malloc(cap * sizeof *offs);
+  int err = (names && pool && offs) ? 0 : ENOMEM;
+  struct dirent *de;
+  while (!err) {
+    errno = 0;
+    if (!(de = readdir(d))) {
+      err = errno;
+      break;
+    }
+    const char *nm = de->d_name;
+    if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+    size_t len = strlen(nm) + 1;
+    if (used + len > pool_cap) {
+      while (used + len > pool_cap) pool_cap *= 2;
+      char *p = realloc(pool, pool_cap);
+      if (!p) { err = ENOMEM; break; }
+      pool = p;
+    }
+    if (n == cap) {
+      cap *= 2;
+      size_t *o = realloc(offs, cap * sizeof *offs);
+      char **nn = realloc(names, cap * sizeof *names);
+      if (o) offs = o;
+      if (nn) names = nn;
+      if (!o || !nn) { err = ENOMEM; break; }
+    }
+    memcpy(pool + used, nm, len);
+    offs[n++] = used;
+    used += len;
+  }
+  closedir(d);
+  napi_value arr = NULL;
+  if (!err) {
+    for (size_t i = 0; i < n; i++) names[i] = pool + offs[i];
+    qsort(names, n, sizeof *names, cmp_names);
+    napi_create_array_with_length(env, n, &arr);
+    for (size_t i = 0; i < n; i++) {
+      napi_value str;
+      napi_create_string_latin1(env, names[i], NAPI_AUTO_LENGTH, &str);
+      napi_set_element(env, arr, (uint32_t)i, str);
+    }
+  }
+  free(names);
+  free(pool);
+  free(offs);
+  if (err) return throw_errno(env, err, "readdir");
+  return arr;
+}
+
+/* lstatmany(dirfd, names: string[], out: Float64Array): fstatat(AT_SYMLINK_NOFOLLOW) of each
+ * single-component name (latin1), without following a symlink leaf; out holds 13 numbers per
+ * name: 0 or the errno, then the 12 fields of lstatat. One call per directory instead of one per
+ * entry. Returns the number of names done. */
+static napi_value js_lstatmany(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t dirfd;
+  uint32_t count;
+  bool is_array;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (!get_i64(env, argv[0], &dirfd) || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_float64_array || length < (size_t)count * 13)
+    return throw_errno(env, EINVAL, "lstatat");
+  double *o = data;
+  for (uint32_t i = 0; i < count; i++, o += 13) {
+    napi_value v;
+    char name[257];
+    size_t len = 0;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        napi_get_value_string_latin1(env, v, name, sizeof name, &len) != napi_ok || len == 0 || len > 255 ||
+        memchr(name, '/', len) || strlen(name) != len || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+      o[0] = EINVAL;
+      continue;
+    }
+    struct stat st;
+    if (fstatat((int)dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      o[0] = errno;
+      continue;
+    }
+    o[0] = 0;
+    fill_stat(&st, o + 1);
+  }
+  return num(env, count);
 }
 
 /* unlinkat(dirfd, leaf, isDir) */
@@ -410,9 +522,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknodat", NULL, js_mknodat, NULL, NULL, NULL, napi_default, NULL},
       {"openat", NULL, js_openat, NULL, NULL, NULL, napi_default, NULL},
       {"lstatat", NULL, js_lstatat, NULL, NULL, NULL, napi_default, NULL},
+      {"lstatmany", NULL, js_lstatmany, NULL, NULL, NULL, napi_default, NULL},
       {"renameat", NULL, js_renameat, NULL, NULL, NULL, napi_default, NULL},
       {"linkat", NULL, js_linkat, NULL, NULL, NULL, napi_default, NULL},
       {"linkfd", NULL, js_linkfd, NULL, NULL, NULL, napi_default, NULL},
+      {"readdirfd", NULL, js_readdirfd, NULL, NULL, NULL, napi_default, NULL},
       {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
       {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_default, NULL},
       {"mkdirat", NULL, js_mkdirat, NULL, NULL, NULL, napi_default, NULL},

@@ -11,6 +11,8 @@ export interface NativeBinding {
   mknodat(dirfd: number, name: Buffer, mode: number, major: number, minor: number): void;
   openat(dirfd: number, leaf: Buffer, flags: number, mode: number): number;
   lstatat(dirfd: number, leaf: Buffer, out: Float64Array): boolean;
+  /** lstat of each name in dirfd: out[13 i] = 0 or the errno, then the 12 lstatat fields. */
+  lstatmany?(dirfd: number, names: readonly string[], out: Float64Array): number;
   renameat(fromDir: number, fromLeaf: Buffer, toDir: number, toLeaf: Buffer): void;
   linkat(fromDir: number, fromLeaf: Buffer, toDir: number, toLeaf: Buffer): void;
   unlinkat(dirfd: number, leaf: Buffer, isDir: boolean): void;
@@ -19,6 +21,8 @@ export interface NativeBinding {
   flockex?(fd: number): boolean;
   /** Names an O_TMPFILE file: linkat of /proc/self/fd/<fd>; false when the name exists. */
   linkfd?(fd: number, dirfd: number, leaf: Buffer): boolean;
+  /** The names in a directory (O_PATH fd), without . and .., sorted bytewise, latin1. */
+  readdirfd?(dirfd: number): string[];
   /** sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range, does not wait. */
   startWriteback?(fd: number, offset: number, length: number): void;
   /** sum1 of each blength-sized block of buf[start, end) into out[index..]; returns the count. */

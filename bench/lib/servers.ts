@@ -11,6 +11,16 @@ import { freePort, log, run, sleep, waitForSsh, which } from './util.js';
 
 export type SideName = 'openssh' | 'rrsyncd';
 
+/**
+ * The node flags rrsyncd runs with in production: those of bin/rrsyncd.js's shebang
+ * (`#!/usr/bin/env -S node FLAGS`; the systemd unit and the Dockerfile pass the same).
+ */
+function productionNodeFlags(repo: string): string[] {
+  const first = readFileSync(join(repo, 'bin', 'rrsyncd.js'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node\s+(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/) : [];
+}
+
 export interface Keys {
   dir: string;
   client: string;
@@ -229,6 +239,7 @@ export class RrsyncdServer implements Server {
 
   private command(): { args: string[]; mode: string } | { error: string } {
     const { repo } = this.o;
+    const flags = productionNodeFlags(repo);
     const prof = this.o.profile ? ['--cpu-prof', '--cpu-prof-dir', join(this.o.workDir, 'prof')] : [];
     const dist = join(repo, 'dist', 'cli.js');
     const src = join(repo, 'src', 'cli.ts');
@@ -236,10 +247,10 @@ export class RrsyncdServer implements Server {
       if (existsSync(src) && statSync(src).mtimeMs > statSync(dist).mtimeMs) {
         log('warning: src/cli.ts is newer than dist/cli.js: dist/ may be stale (npm run build, or --dev)');
       }
-      return { args: [...prof, join(repo, 'bin', 'rrsyncd.js')], mode: 'node bin/rrsyncd.js (dist/)' };
+      return { args: [...flags, ...prof, join(repo, 'bin', 'rrsyncd.js')], mode: ['node', ...flags, 'bin/rrsyncd.js (dist/)'].join(' ') };
     }
     if (!existsSync(src)) return { error: 'neither dist/cli.js nor src/cli.ts exists yet' };
-    return { args: [...prof, '--import', 'tsx', src], mode: 'node --import tsx src/cli.ts (dev)' };
+    return { args: [...flags, ...prof, '--import', 'tsx', src], mode: ['node', ...flags, '--import tsx src/cli.ts (dev)'].join(' ') };
   }
 
   async start(): Promise<boolean> {

@@ -812,6 +812,9 @@ class Receiver {
       if (!last && this.lists.length === 1) return;
       this.finishHardLinks();
       w.ndx(NDX_DONE);
+      // Sent now, not with the next batch: with incremental recursion the sender keeps only
+      // about 1000 files ahead and sends more lists when it sees lists finish.
+      w.flush();
       this.listDonesSent++;
       l.finished = true;
       this.unechoed.push(l);
@@ -819,7 +822,6 @@ class Receiver {
       this.nextToProcess--;
       if (last) {
         this.phaseOneSent = true;
-        w.flush();
         this.progress.notify();
         return;
       }

@@ -238,14 +238,17 @@ export class SenderWalker {
    * rsync's readlink_stat/link_stat for one name: lstat, and follow a symlink when the options
    * (or `flags`) say so. Returns the stat to list, the data's path and a symlink's target.
    */
+  /** `pre`: the lstat result when the caller already has it (lstatChildren). */
   private statEntry(
     name: string,
     phys: string,
     flags: MakeFlags,
+    pre?: EntryStat | null | SandboxError,
   ): { st: EntryStat; phys: string; target?: string } | 'missing' | 'error' | 'skip' {
     let lst: EntryStat | null;
     try {
-      lst = this.sandbox.lstat(phys);
+      if (pre instanceof SandboxError) throw pre;
+      lst = pre === undefined ? this.sandbox.lstat(phys) : pre;
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'ENOENT') return 'missing';
       if (err instanceof SandboxError && (err.code === 'ELOOP' || err.code === 'ENOTDIR')) {
@@ -316,7 +319,14 @@ export class SenderWalker {
   // ---- make_file ---------------------------------------------------------------------------
 
   /** rsync's make_file + send_file_name: one list entry, or null (skipped, reported). */
-  private makeFile(name: string, base: string, phys: string, flags: MakeFlags, given?: EntryStat): SEntry | null {
+  private makeFile(
+    name: string,
+    base: string,
+    phys: string,
+    flags: MakeFlags,
+    given?: EntryStat,
+    pre?: EntryStat | null | SandboxError,
+  ): SEntry | null {
     if (name.length > MAX_NAME) {
       this.error(`skipping overly long name: ${printable(name.slice(0, 200))}...`);
       return null;
@@ -326,7 +336,7 @@ export class SenderWalker {
     if (given && (given.type === 'dir' || given.mode === 0)) {
       st = given;
     } else {
-      const r = this.statEntry(name, phys, flags);
+      const r = this.statEntry(name, phys, flags, pre);
       if (r === 'skip' || r === 'error') return null;
       if (r === 'missing') {
         if (flags.filtered && this.excludedEither(name)) return null;
@@ -430,13 +440,21 @@ export class SenderWalker {
     }
     const start = out.length;
     const flags: MakeFlags = { content: this.recurse, filtered: true, mountCheck: true };
-    for (const child of names) {
-      if (child === '') {
-        this.error(`cannot send file with empty name in "${printable(dirName)}"`);
-        continue;
-      }
+    if (names.includes('')) {
+      this.error(`cannot send file with empty name in "${printable(dirName)}"`);
+      names = names.filter((n) => n !== '');
+    }
+    // One lstat call for the whole directory; entry by entry (as before) if that fails.
+    let stats: Array<EntryStat | null | SandboxError> | undefined;
+    try {
+      stats = this.sandbox.lstatChildren(dirPhys, names);
+    } catch {
+      stats = undefined;
+    }
+    for (let i = 0; i < names.length; i++) {
+      const child = names[i];
       const name = dirName === '' ? child : `${dirName}/${child}`;
-      const e = this.makeFile(name, dir.base, joinRel(dirPhys, child), flags);
+      const e = this.makeFile(name, dir.base, joinRel(dirPhys, child), flags, undefined, stats?.[i]);
       if (e) out.push(e);
     }
     if (!divert && this.recurse) {

@@ -10,12 +10,14 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   renameSync,
   rmdirSync,
   symlinkSync,
   unlinkSync,
   type BigIntStats,
 } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { nativeBinding } from './native.js';
 import { toEntryStat, type EntryStat } from './stat.js';
 
@@ -39,22 +41,52 @@ const TYPES: Record<number, EntryStat['type']> = {
   0o140000: 'sock',
 };
 
-function entryFromNative(o: Float64Array): EntryStat {
+function entryFromNative(o: Float64Array, at = 0): EntryStat {
   return {
-    type: TYPES[o[0] & S_IFMT] ?? 'file',
-    mode: o[0],
-    size: o[1],
-    mtimeSec: o[2],
-    mtimeNsec: o[3],
-    atimeSec: o[4],
-    atimeNsec: o[5],
-    uid: o[6],
-    gid: o[7],
-    dev: o[8],
-    ino: o[9],
-    nlink: o[10],
-    rdev: o[11],
+    type: TYPES[o[at] & S_IFMT] ?? 'file',
+    mode: o[at],
+    size: o[at + 1],
+    mtimeSec: o[at + 2],
+    mtimeNsec: o[at + 3],
+    atimeSec: o[at + 4],
+    atimeNsec: o[at + 5],
+    uid: o[at + 6],
+    gid: o[at + 7],
+    dev: o[at + 8],
+    ino: o[at + 9],
+    nlink: o[at + 10],
+    rdev: o[at + 11],
   };
+}
+
+/** errno number -> name, as node:fs reports codes. */
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+const { ENOENT, ENOTDIR } = osConstants.errno;
+
+let manyOut = new Float64Array(13 * 1024);
+
+/**
+ * lstat of many single-component names in dirFd: an EntryStat, null when the name is missing
+ * (ENOENT/ENOTDIR, as lstatAt), or the errno code of the failure.
+ */
+export function lstatManyAt(dirFd: number, names: readonly string[]): Array<EntryStat | null | string> {
+  if (!nativeBinding?.lstatmany) {
+    return names.map((n) => {
+      try {
+        return lstatAt(dirFd, n);
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code ?? 'EIO';
+      }
+    });
+  }
+  if (manyOut.length < 13 * names.length) manyOut = new Float64Array(13 * names.length);
+  nativeBinding.lstatmany(dirFd, names, manyOut);
+  const out: Array<EntryStat | null | string> = new Array(names.length);
+  for (let i = 0; i < names.length; i++) {
+    const errno = manyOut[13 * i];
+    out[i] = errno === 0 ? entryFromNative(manyOut, 13 * i + 1) : errno === ENOENT || errno === ENOTDIR ? null : ERRNO_NAMES.get(errno) ?? 'EIO';
+  }
+  return out;
 }
 
 /** lstat of a leaf; null when it does not exist. */
@@ -90,6 +122,12 @@ export function linkAt(fromDir: number, fromLeaf: string, toDir: number, toLeaf:
 export function linkFdAt(fd: number, dirFd: number, leaf: string): boolean {
   if (!nativeBinding?.linkfd) throw Object.assign(new Error('linkat: needs the native addon'), { code: 'ENOTSUP' });
   return nativeBinding.linkfd(fd, dirFd, leafBuf(leaf));
+}
+
+/** The names in the directory dirFd (sorted bytewise, without . and ..). */
+export function readdirAt(dirFd: number): string[] {
+  if (nativeBinding?.readdirfd) return nativeBinding.readdirfd(dirFd);
+  return readdirSync(procLeaf(dirFd, '.'), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
 }
 
 export function unlinkAt(dirFd: number, leaf: string): void {

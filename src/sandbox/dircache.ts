@@ -1,15 +1,23 @@
 import { closeSync } from 'node:fs';
 
-interface Entry {
-  fd: number;
-  refs: number;
-  dead: boolean;
-}
-
 /** A pinned directory fd on loan from the cache; give it back with DirCache.release. */
 export interface DirRef {
   readonly fd: number;
   readonly key: string;
+}
+
+/** A cached directory fd; it is its own DirRef (no lookup to loan or return it). */
+class CachedDir implements DirRef {
+  refs = 0;
+  dead: boolean;
+
+  constructor(
+    readonly fd: number,
+    readonly key: string,
+    dead: boolean,
+  ) {
+    this.dead = dead;
+  }
 }
 
 /**
@@ -18,8 +26,9 @@ export interface DirRef {
  * With capacity 0 nothing is kept: every fd is closed on release.
  */
 export class DirCache {
-  private readonly entries = new Map<string, Entry>();
-  private readonly loaned = new Map<number, Entry>();
+  private readonly entries = new Map<string, CachedDir>();
+  /** The most recently used entry: consecutive lookups of one directory skip the LRU update. */
+  private newest: CachedDir | null = null;
 
   constructor(private readonly capacity: number) {}
 
@@ -27,30 +36,33 @@ export class DirCache {
   acquire(key: string): DirRef | null {
     const entry = this.entries.get(key);
     if (entry === undefined) return null;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return this.loan(key, entry);
+    if (entry !== this.newest) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      this.newest = entry;
+    }
+    entry.refs++;
+    return entry;
   }
 
   /** Adopts a freshly opened fd and loans it out. */
   adopt(key: string, fd: number): DirRef {
-    const entry: Entry = { fd, refs: 0, dead: this.capacity === 0 };
+    const entry = new CachedDir(fd, key, this.capacity === 0);
     if (!entry.dead) {
       this.dropKey(key);
       this.entries.set(key, entry);
+      this.newest = entry;
       this.evict();
     }
-    return this.loan(key, entry);
+    entry.refs++;
+    return entry;
   }
 
+  /** Returns a loan; refs not made by this cache (the root's) are ignored. */
   release(ref: DirRef): void {
-    const entry = this.loaned.get(ref.fd);
-    if (entry === undefined) return;
-    entry.refs--;
-    if (entry.refs === 0) {
-      this.loaned.delete(ref.fd);
-      if (entry.dead) closeSync(entry.fd);
-    }
+    if (!(ref instanceof CachedDir) || ref.refs === 0) return;
+    ref.refs--;
+    if (ref.refs === 0 && ref.dead) closeSync(ref.fd);
   }
 
   /** Forgets `key` and everything below it (after rename/rmdir of that directory). */
@@ -73,16 +85,11 @@ export class DirCache {
     return this.entries.size;
   }
 
-  private loan(key: string, entry: Entry): DirRef {
-    entry.refs++;
-    this.loaned.set(entry.fd, entry);
-    return { fd: entry.fd, key };
-  }
-
   private dropKey(key: string): void {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
     this.entries.delete(key);
+    if (entry === this.newest) this.newest = null;
     entry.dead = true;
     if (entry.refs === 0) closeSync(entry.fd);
   }

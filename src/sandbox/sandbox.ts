@@ -39,7 +39,7 @@ import { asciiTempName, runWithFd, splitRdev } from './special.js';
 import { type EntryStat, toEntryStat, typeOfMode } from './stat.js';
 import { type Timestamp, checkTimestamp, nodeTimeFor, touchDate } from './times.js';
 import { nativeBinding, nativeTimes, type NativeTimeSetter } from './native.js';
-import { linkAt, linkFdAt, lstatAt, mkdirAt, openAt, renameAt, rmdirAt, symlinkAt, unlinkAt } from './at.js';
+import { linkAt, linkFdAt, lstatAt, lstatManyAt, mkdirAt, openAt, readdirAt, renameAt, rmdirAt, symlinkAt, unlinkAt } from './at.js';
 
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
@@ -169,11 +169,29 @@ export class Sandbox {
     });
   }
 
+  /**
+   * lstat of many names in the directory relDir, which is resolved once: for each name an
+   * EntryStat, null when it is missing, or the SandboxError of that name. Names are single
+   * components (as readdir returns them).
+   */
+  lstatChildren(relDir: string, names: readonly string[]): Array<EntryStat | null | SandboxError> {
+    const parts = splitRel(relDir);
+    for (const name of names) checkName(name, relDir);
+    const ref = this.dir(parts, relDir);
+    try {
+      return lstatManyAt(ref.fd, names).map((r, i) =>
+        typeof r === 'string' ? new SandboxError(r, joinRel([...parts, names[i]]), `lstat ${quotePath(joinRel([...parts, names[i]]))} failed: ${r}`) : r,
+      );
+    } finally {
+      this.cache.release(ref);
+    }
+  }
+
   readdir(relDir: string): string[] {
     const ref = this.dir(splitRel(relDir), relDir);
     return this.guard('readdir', relDir, () => {
       try {
-        return readdirSync(procPath(ref.fd), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
+        return readdirAt(ref.fd);
       } finally {
         this.cache.release(ref);
       }

@@ -191,17 +191,24 @@ t.test('files vanishing during the walk or before the transfer: warning, exit 24
   }
   const origOpen = Sandbox.prototype.openRead;
   const origLstat = Sandbox.prototype.lstat;
+  const origLstatChildren = Sandbox.prototype.lstatChildren;
   t.teardown(() => {
     Sandbox.prototype.openRead = origOpen;
     Sandbox.prototype.lstat = origLstat;
+    Sandbox.prototype.lstatChildren = origLstatChildren;
   });
   Sandbox.prototype.openRead = function (this: Sandbox, rel: string, expect?: { dev: number; ino: number }) {
     if (rel.endsWith('vanish-at-open')) rmSync(join(this.rootPath, rel), { force: true });
     return origOpen.call(this, rel, expect);
   };
+  // Gone between readdir and lstat: the walk lstats a directory's entries in one batch.
   Sandbox.prototype.lstat = function (this: Sandbox, rel: string) {
     if (rel.endsWith('vanish-at-walk')) rmSync(join(this.rootPath, rel), { force: true });
     return origLstat.call(this, rel);
+  };
+  Sandbox.prototype.lstatChildren = function (this: Sandbox, relDir: string, names: readonly string[]) {
+    if (names.includes('vanish-at-walk')) rmSync(join(this.rootPath, relDir, 'vanish-at-walk'), { force: true });
+    return origLstatChildren.call(this, relDir, names);
   };
   const nodes = [...tree(), file('vanish-at-open', 'gone\n'), file('d1/d2/vanish-at-walk', 'gone\n'), file('d1/vanish-at-open', 'gone\n')];
   for (const args of [['-a', '-i'], ['-a', '-i', '--protocol=29'], ['-a', '-i', '--no-i-r'], ['-a', '-i', '--protocol=30']]) {

@@ -46,6 +46,26 @@ t.test('unnamed files: invisible until named, never replace an existing name', a
   t.same(fs.readdirSync(abs(root, 'd')).sort(), ['.x y' + temp.slice(6), 'new', 'taken'].sort());
 });
 
+t.test('readdir and lstatChildren: every awkward name, sorted bytewise, stats as lstat gives them', async (t) => {
+  const root = tmpRoot(t);
+  const sb = Sandbox.open(root);
+  t.teardown(() => sb.close());
+  sb.mkdir('d', 0o755);
+  for (const name of NAMES) fs.writeFileSync(abs(root, `d/${name}`), name);
+  fs.symlinkSync('/etc/passwd', abs(root, 'd/link'));
+  fs.mkdirSync(abs(root, 'd/sub'));
+  const names = sb.readdir('d');
+  t.same(names, [...NAMES, 'link', 'sub'].sort(), 'all names, in byte order (as node:fs lists them)');
+  const stats = sb.lstatChildren('d', [...names, 'missing']);
+  t.equal(stats.length, names.length + 1);
+  names.forEach((n, i) => t.same(stats[i], sb.lstat(`d/${n}`), `same stat as lstat for ${JSON.stringify(n)}`));
+  t.equal((stats[names.indexOf('link')] as { type: string }).type, 'symlink', 'a symlink leaf is not followed');
+  t.equal(stats[names.length], null, 'a missing name gives null');
+  t.throws(() => sb.lstatChildren('d', ['a/b']), { code: 'EUNSAFE' }, 'names must be single components');
+  t.throws(() => sb.lstatChildren('d', ['..']), { code: 'EUNSAFE' });
+  t.throws(() => sb.lstatChildren('nope', ['x']), { name: 'SandboxError' }, 'a missing directory fails as a whole');
+});
+
 t.test('every operation on a normal tree, with awkward byte names', async (t) => {
   const root = tmpRoot(t);
   const sb = Sandbox.open(root);
