@@ -3,6 +3,8 @@
 FROM node:20-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# the native addon (package "rrsyncd-native", a file: dependency) is built by npm ci
+COPY native ./native
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
@@ -14,6 +16,7 @@ RUN groupadd --system rrsyncd && useradd --system --gid rrsyncd --home-dir /var/
  && mkdir -p /data /var/lib/rrsyncd /etc/rrsyncd && chown rrsyncd:rrsyncd /data /var/lib/rrsyncd && chmod 0700 /var/lib/rrsyncd
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/native ./native
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY package.json README.md ./

@@ -23,7 +23,7 @@ import {
 } from '../protocol/flist.js';
 import { MsgTag } from '../protocol/mux.js';
 import { NDX_DEL_STATS, NDX_DONE, NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../protocol/ndx.js';
-import { chooseSumHead, readSumHead, writeBlockSums, writeSumHead, type SumHead } from '../protocol/sumhead.js';
+import { chooseSumHead, readSumHead, writeBlockSums, writeSumHead, type BlockSums, type SumHead } from '../protocol/sumhead.js';
 import { createTokenDecoder, type TokenDecoder } from '../protocol/token.js';
 import { SandboxError, type Attrs, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
 import { isUnsafeSymlink, mungeSymlink } from '../sandbox/sandbox.js';
@@ -52,6 +52,8 @@ import {
 import { IoTimeout } from './io-timeout.js';
 
 const READ_CHUNK = 1024 * 1024;
+/** Block sums of a large basis give the event loop a turn after this many bytes. */
+const SUMS_YIELD_BYTES = 8 * 1024 * 1024;
 const WRITEBACK_STEP = 32 * 1024 * 1024;
 /** A basis at least this large is closed on the thread pool (its blocks may be freed then). */
 const BACKGROUND_CLOSE = 64 * 1024 * 1024;
@@ -94,6 +96,19 @@ interface Pending {
   /** Permission bits the generator settled on (dest_mode() against the destination). */
   mode: number;
   /** Nothing was at the destination when the generator looked (a new file can be made unnamed). */
+  destMissing: boolean;
+}
+
+/** The basis a transfer is requested with (requestFile()). */
+interface Basis {
+  /** Root-relative path of the basis file (null: none). */
+  rel: string | null;
+  st: EntryStat | null;
+  /** fnamecmp_type */
+  type: number;
+  xname?: string;
+  partialRel?: string;
+  mode: number;
   destMissing: boolean;
 }
 
@@ -305,6 +320,8 @@ class Receiver {
   private readonly writeBuffer = Buffer.allocUnsafe(WRITE_BUFFER);
   private blockBuffer = Buffer.alloc(0);
   private readonly basisWindowBuffer = Buffer.allocUnsafe(1024 * 1024);
+  /** The generator's reads (basis sums, --checksum sums); see chunksOf(). */
+  private readonly readBuffer = Buffer.allocUnsafe(READ_CHUNK);
   filesTransferred = 0;
 
   // ---- options that pick a basis, a temp location or a backup (receiver-basis.ts) ----
@@ -845,7 +862,7 @@ class Receiver {
 
   private async generateEntry(e: FileEntry, list: FileList): Promise<void> {
     const dest = this.destOf(e);
-    const st = e.name !== '.' && this.madeDirs.has(dirOf(e.name)) ? null : this.sandbox.lstat(dest);
+    const st = this.knownAbsent(e) ? null : this.sandbox.lstat(dest);
     const o = this.opts;
     if (modeType(e.mode) === 0) {
       // --delete-missing-args: a mode-0 entry names a source arg that is gone; its counterpart
@@ -899,6 +916,16 @@ class Receiver {
     if (isSymlink(e)) return this.generateSymlink(e, dest, st);
     if (isDevice(e) || isSpecial(e)) return this.generateSpecial(e, dest, st);
     if (isRegular(e)) return this.generateFile(e, list, dest, st);
+  }
+
+  /**
+   * An entry of a directory this session made: nothing can be there yet, unless this session put
+   * it there itself (backups, partial files and temp files can go into other directories).
+   */
+  private knownAbsent(e: FileEntry): boolean {
+    const o = this.opts;
+    if (e.name === '.' || o.backup || this.partialDir !== undefined || this.tempDirRel !== undefined) return false;
+    return this.madeDirs.has(dirOf(e.name));
   }
 
   /** -R --no-implied-dirs (protocol >= 30): an implied parent (FLAG_IMPLIED_DIR) is left alone. */
@@ -1482,20 +1509,24 @@ class Receiver {
 
   private fileChecksum(rel: string): Buffer {
     const h = createFileListHasher(this.ctx.fileSum);
-    this.forEachChunk(rel, (chunk) => h.update(chunk));
+    for (const chunk of this.chunksOf(rel)) h.update(chunk);
     return h.digest();
   }
 
-  private forEachChunk(rel: string, fn: (chunk: Buffer) => void, limit = Infinity): void {
+  /**
+   * A file's data in order, as views of the session's read buffer (each valid until the next
+   * one). Only the generator reads this way, one file at a time.
+   */
+  private *chunksOf(rel: string): Generator<Buffer> {
     const { fd, stat } = this.sandbox.openRead(rel);
     try {
-      const end = Math.min(stat.size, limit);
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, end)));
+      const end = stat.size;
+      const buf = this.readBuffer;
       let pos = 0;
       while (pos < end) {
         const n = this.sandbox.read(fd, buf, 0, Math.min(buf.length, end - pos), pos);
         if (n <= 0) break;
-        fn(buf.subarray(0, n));
+        yield buf.subarray(0, n);
         pos += n;
       }
     } finally {
@@ -1532,7 +1563,7 @@ class Receiver {
     return this.fuzzyLists;
   }
 
-  private generateFile(e: FileEntry, list: FileList, dest: string, st: EntryStat | null): void {
+  private async generateFile(e: FileEntry, list: FileList, dest: string, st: EntryStat | null): Promise<void> {
     const o = this.opts;
     const name = this.fnameOf(e);
     if (o.maxSize !== undefined && e.size > o.maxSize) return this.skipInfo(`${name} is over max-size`);
@@ -1639,7 +1670,8 @@ class Receiver {
         iflags |= ITEM.BASIS_TYPE_FOLLOWS;
       }
     }
-    this.requestFile(list, e, dest, { rel: basisRel, st: basisSt, type: basisType, xname, partialRel, mode, destMissing: st === null }, iflags, false);
+    const basis: Basis = { rel: basisRel, st: basisSt, type: basisType, xname, partialRel, mode, destMissing: st === null };
+    this.requestFile(list, e, dest, basis, iflags, false, await this.basisSumsYielding(basis));
   }
 
   /** Unlinks a consumed/obsolete --partial-dir file and its dir when that became empty. */
@@ -1663,28 +1695,44 @@ class Receiver {
     }
   }
 
-  private requestFile(
-    list: FileList,
-    e: FileEntry,
-    dest: string,
-    basis: { rel: string | null; st: EntryStat | null; type: number; xname?: string; partialRel?: string; mode: number; destMissing: boolean },
-    iflags: number,
-    redo: boolean,
-  ): void {
-    const w = this.ctx.writer;
+  /** The sum head requestFile() sends for a basis, and whether block sums go with it. */
+  private sumPlan(basis: Basis, redo: boolean): { head: SumHead; useBasis: boolean; withSums: boolean } {
     const st = basis.rel ? basis.st : null;
     const useBasis = !!st && st.size > 0 && this.opts.wholeFile !== true && this.ctx.xferSum.name !== 'none';
-    const append = this.opts.append > 0 && !redo;
+    if (!useBasis || this.opts.dryRun) return { head: { count: 0, blength: 0, s2length: 0, remainder: 0 }, useBasis, withSums: false };
     const digestLen = digestLength(this.ctx.xferSum.name);
-    let head: SumHead = { count: 0, blength: 0, s2length: 0, remainder: 0 };
-    let sums;
-    if (useBasis && !this.opts.dryRun) {
-      head = chooseSumHead(st.size, this.protocol, digestLen, { blockSize: this.opts.blockSize, redo });
-      if (!append) {
-        const builder = new BlockSumsBuilder(head, this.ctx.xferSum);
-        this.forEachChunk(basis.rel!, (chunk) => builder.push(chunk));
-        sums = builder.finish();
+    const head = chooseSumHead(st.size, this.protocol, digestLen, { blockSize: this.opts.blockSize, redo });
+    return { head, useBasis, withSums: !(this.opts.append > 0 && !redo) };
+  }
+
+  /**
+   * The block sums of a basis, computed a few MiB at a time with a turn of the event loop in
+   * between: other sessions (and this one's receiver) go on while a large basis is summed.
+   */
+  private async basisSumsYielding(basis: Basis): Promise<BlockSums | undefined> {
+    const { head, withSums } = this.sumPlan(basis, false);
+    if (!withSums) return undefined;
+    const builder = new BlockSumsBuilder(head, this.ctx.xferSum);
+    let sinceYield = 0;
+    for (const chunk of this.chunksOf(basis.rel!)) {
+      builder.push(chunk);
+      sinceYield += chunk.length;
+      if (sinceYield >= SUMS_YIELD_BYTES) {
+        sinceYield = 0;
+        await yieldToLoop();
       }
+    }
+    return builder.finish();
+  }
+
+  /** `sums`: the basis's block sums when the caller computed them (basisSumsYielding). */
+  private requestFile(list: FileList, e: FileEntry, dest: string, basis: Basis, iflags: number, redo: boolean, sums?: BlockSums): void {
+    const w = this.ctx.writer;
+    const { head, useBasis, withSums } = this.sumPlan(basis, redo);
+    if (withSums && !sums) {
+      const builder = new BlockSumsBuilder(head, this.ctx.xferSum);
+      for (const chunk of this.chunksOf(basis.rel!)) builder.push(chunk);
+      sums = builder.finish();
     }
     w.ndx(e.ndx);
     if (this.protocol >= 29) {
@@ -1710,7 +1758,7 @@ class Receiver {
     list.pending++;
     if (this.opts.dryRun) return;
     writeSumHead(w, head);
-    if (sums) writeBlockSums(w, sums);
+    if (withSums && sums) writeBlockSums(w, sums);
   }
 
   /** A redo (failed verification): all skip options off, the partial file or the file as basis. */
@@ -1718,7 +1766,7 @@ class Receiver {
     const dest = this.destOf(e);
     const st = this.lstatQuiet(dest);
     const mode = this.opts.perms ? e.mode : this.destMode(e.mode, st ? st.mode : 0, st !== null && st.type === 'file', true);
-    let basis = { rel: st && st.type === 'file' ? dest : null, st, type: FNAMECMP.FNAME as number, partialRel: undefined as string | undefined, mode, destMissing: st === null };
+    let basis: Basis = { rel: st && st.type === 'file' ? dest : null, st, type: FNAMECMP.FNAME, mode, destMissing: st === null };
     let iflags: number = ITEM.TRANSFER;
     if (this.partialDir) {
       const partialRel = this.partialDir.pathFor(dest);

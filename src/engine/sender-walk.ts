@@ -237,8 +237,8 @@ export class SenderWalker {
   /**
    * rsync's readlink_stat/link_stat for one name: lstat, and follow a symlink when the options
    * (or `flags`) say so. Returns the stat to list, the data's path and a symlink's target.
+   * `pre` is the lstat result when the caller already has it (Sandbox.lstatChildren).
    */
-  /** `pre`: the lstat result when the caller already has it (lstatChildren). */
   private statEntry(
     name: string,
     phys: string,
