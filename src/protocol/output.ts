@@ -13,6 +13,8 @@ const FLUSH_THRESHOLD = 256 * 1024;
 /** Frame buffers big enough for a flush at the threshold; reused once the sink is done with them. */
 const FRAME_BUFFER = FLUSH_THRESHOLD + 128 * 1024;
 const SPARE_FRAME_BUFFERS = 16;
+/** Smaller flushes get a buffer of their own size (from Node's small-buffer pool). */
+const REUSE_MIN = 32 * 1024;
 
 export interface Sink {
   /** `done` (when the sink calls it) says the chunk is no longer needed: its buffer is reused. */
@@ -97,7 +99,7 @@ export class ProtocolWriter {
     } else {
       const frames = Math.ceil(len / DATA_FRAME_MAX);
       const need = len + 4 * frames;
-      if (need <= FRAME_BUFFER) {
+      if (need >= REUSE_MIN && need <= FRAME_BUFFER) {
         const whole = this.spareFrames.pop() ?? Buffer.allocUnsafe(FRAME_BUFFER);
         this.fillFrames(whole, src, len);
         this.pending.reset();

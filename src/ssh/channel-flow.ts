@@ -79,23 +79,19 @@ export function fixChannelFlowControl(channel: ServerChannel): void {
 
 /**
  * ssh2 writes every packet (at most 32 KiB of channel data) to the socket on its own: one
- * write(2) per packet, ~30 000 per GiB sent. Corking the socket while the channel's data is
- * packetised, until the next tick, hands the packets to the kernel in one writev(2) per burst.
+ * write(2) per packet, ~30 000 per GiB sent. Corking the socket while one channel write is cut
+ * into packets hands them to the kernel in one writev(2). It is uncorked right after, not on the
+ * next tick: a small message (a list's NDX_DONE) must not wait behind a long run of microtasks.
  */
 export function batchSocketWrites(channel: ServerChannel, socket: Socket): void {
   const ch = channel as unknown as ChannelInternals;
   const write = ch._write;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
   ch._write = (data, encoding, cb) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(uncork);
+    socket.cork();
+    try {
+      write(data, encoding, cb);
+    } finally {
+      socket.uncork();
     }
-    write(data, encoding, cb);
   };
 }
