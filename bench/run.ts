@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureData, makeEmptyTree, manyFilesFor, type DataSet } from './lib/data.js';
 import { loopUnavailable, mountScratch, plainScratch, type ScratchFs } from './lib/scratchfs.js';
+import { holdFreedMemory } from './lib/vmmem.js';
 import { RssSampler, selfChildrenCpu } from './lib/proc.js';
 import { renderMarkdown, summarize, type ReportMeta, type RunRecord, type WorkloadInfo } from './lib/report.js';
 import {
@@ -55,6 +56,8 @@ const HELP = `usage: npm run bench -- [options]
   --dev              run rrsyncd from src/ through tsx even when dist/ exists
   --repo DIR         benchmark the rrsyncd of another checkout (built), e.g. an older commit
   --label NAME       appended to the result file names (e.g. before, after)
+  --vm-memory M      hold (default): on VMs that report freed memory to the host at once, defer
+                     that for the run (bench/README.md); leave: change nothing
   --verify-all       verify the result of every round (default: round 1 only)
   -h, --help`;
 
@@ -71,6 +74,7 @@ const { values: opt } = parseArgs({
     fs: { type: 'string', default: 'auto' },
     repo: { type: 'string' },
     label: { type: 'string' },
+    'vm-memory': { type: 'string', default: 'hold' },
     dev: { type: 'boolean', default: false },
     'verify-all': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -86,7 +90,7 @@ const RR_REPO = resolve(opt.repo ?? REPO);
 const scale = Number(opt.scale);
 const rounds = Number.parseInt(opt.rounds!, 10);
 const concurrency = Number.parseInt(opt.concurrency!, 10);
-if (!(scale > 0 && scale <= 1) || !(rounds >= 1) || !(concurrency >= 1) || !['auto', 'loop', 'dir'].includes(opt.fs!)) {
+if (!(scale > 0 && scale <= 1) || !(rounds >= 1) || !(concurrency >= 1) || !['auto', 'loop', 'dir'].includes(opt.fs!) || !['hold', 'leave'].includes(opt['vm-memory']!)) {
   console.error(`bad --scale/--rounds/--concurrency\n${HELP}`);
   process.exit(2);
 }
@@ -461,6 +465,8 @@ async function main(): Promise<number> {
   const inodes = 2_000_000 + (workloads.some((w) => w.id === 'mpush' || w.id === 'mpull') ? Math.ceil(4.2 * manyFiles) : 0);
   const scratch = noLoop ? plainScratch(WORK) : mountScratch(WORK, inodes);
   log(`destination filesystem: ${scratch.description}`);
+  const memoryHold = opt['vm-memory'] === 'hold' ? holdFreedMemory() : null;
+  if (memoryHold) log(memoryHold.description);
   for (const d of ['roots', 'local']) mkdirSync(join(scratch.dir, d), { recursive: true });
 
   const servers: Partial<Record<SideName, Server>> = {};
@@ -468,6 +474,7 @@ async function main(): Promise<number> {
   const stopAll = async (): Promise<void> => {
     await Promise.all(Object.values(servers).map((s) => s.stop()));
     scratch.teardown();
+    memoryHold?.restore();
   };
   process.on('SIGINT', () => {
     log('interrupted: stopping servers');
@@ -590,6 +597,7 @@ async function main(): Promise<number> {
         `load average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
         `per-run client timeout ${(timeoutMs / 1000).toFixed(0)} s`,
         `destination filesystem (both servers' roots, local pull targets): ${scratch.description}`,
+        `guest memory: ${memoryHold ? memoryHold.description : 'as the machine has it (--vm-memory leave, or no page_reporting knob)'}`,
       ],
     };
     if (rr) {

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -312,6 +315,17 @@ static napi_value js_lstatmany(napi_env env, napi_callback_info info) {
   return num(env, count);
 }
 
+/* releaseFreedMemory(): gives the memory malloc keeps after frees (Buffers of finished
+ * transfers) back to the kernel. glibc only; a no-op elsewhere. */
+static napi_value js_release_freed_memory(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  return NULL;
+}
+
 /* unlinkat(dirfd, leaf, isDir) */
 static napi_value js_unlinkat(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -527,6 +541,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkat", NULL, js_linkat, NULL, NULL, NULL, napi_default, NULL},
       {"linkfd", NULL, js_linkfd, NULL, NULL, NULL, napi_default, NULL},
       {"readdirfd", NULL, js_readdirfd, NULL, NULL, NULL, napi_default, NULL},
+      {"releaseFreedMemory", NULL, js_release_freed_memory, NULL, NULL, NULL, napi_default, NULL},
       {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
       {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_default, NULL},
       {"mkdirat", NULL, js_mkdirat, NULL, NULL, NULL, napi_default, NULL},

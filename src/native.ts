@@ -23,6 +23,8 @@ export interface NativeBinding {
   linkfd?(fd: number, dirfd: number, leaf: Buffer): boolean;
   /** The names in a directory (O_PATH fd), without . and .., sorted bytewise, latin1. */
   readdirfd?(dirfd: number): string[];
+  /** malloc_trim(0): returns memory malloc keeps after frees to the kernel (glibc). */
+  releaseFreedMemory?(): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range, does not wait. */
   startWriteback?(fd: number, offset: number, length: number): void;
   /** sum1 of each blength-sized block of buf[start, end) into out[index..]; returns the count. */
