@@ -16,6 +16,7 @@ import { parseListenAddress } from '../config/schema.js';
 import type { KeyEntry, KeyRing } from './authorized-keys.js';
 import type { HostKey } from './host-keys.js';
 import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
+import { poolOutgoingPackets } from './packet-pool.js';
 import { nativeBinding } from '../native.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
@@ -223,6 +224,7 @@ export class RrsyncServer {
       return;
     }
     conn.client = client;
+    if (!poolOutgoingPackets(client, conn.socket)) conn.log.debug('ssh2 internals changed: outgoing packets not pooled');
     client.on('error', (err: Error) => conn.log.debug({ err: err.message }, 'ssh connection error'));
     client.on('authentication', (ctx) => this.onAuth(conn, ctx));
     client.on('ready', () => {
