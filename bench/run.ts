@@ -91,7 +91,7 @@ const scale = Number(opt.scale);
 const rounds = Number.parseInt(opt.rounds!, 10);
 const concurrency = Number.parseInt(opt.concurrency!, 10);
 if (!(scale > 0 && scale <= 1) || !(rounds >= 1) || !(concurrency >= 1) || !['auto', 'loop', 'dir'].includes(opt.fs!) || !['hold', 'leave'].includes(opt['vm-memory']!)) {
-  console.error(`bad --scale/--rounds/--concurrency\n${HELP}`);
+  console.error(`bad --scale/--rounds/--concurrency/--fs/--vm-memory\n${HELP}`);
   process.exit(2);
 }
 const timeoutMs = (opt.timeout ? Number(opt.timeout) : 30 + 300 * scale) * 1000;

@@ -224,11 +224,12 @@ static napi_value js_readdirfd(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, err, "readdir");
   }
+  /* The names go one after another into `pool` (offsets in `offs`: the pool may move). */
   size_t n = 0, cap = 64, used = 0, pool_cap = 4096;
-  char **names = malloc(cap * sizeof *names);
   char *pool = malloc(pool_cap);
   size_t *offs = malloc(cap * sizeof *offs);
-  int err = (names && pool && offs) ? 0 : ENOMEM;
+  char **names = NULL;
+  int err = (pool && offs) ? 0 : ENOMEM;
   struct dirent *de;
   while (!err) {
     errno = 0;
@@ -246,12 +247,10 @@ static napi_value js_readdirfd(napi_env env, napi_callback_info info) {
       pool = p;
     }
     if (n == cap) {
+      size_t *o = realloc(offs, 2 * cap * sizeof *offs);
+      if (!o) { err = ENOMEM; break; }
+      offs = o;
       cap *= 2;
-      size_t *o = realloc(offs, cap * sizeof *offs);
-      char **nn = realloc(names, cap * sizeof *names);
-      if (o) offs = o;
-      if (nn) names = nn;
-      if (!o || !nn) { err = ENOMEM; break; }
     }
     memcpy(pool + used, nm, len);
     offs[n++] = used;
@@ -259,6 +258,7 @@ static napi_value js_readdirfd(napi_env env, napi_callback_info info) {
   }
   closedir(d);
   napi_value arr = NULL;
+  if (!err && !(names = malloc((n ? n : 1) * sizeof *names))) err = ENOMEM;
   if (!err) {
     for (size_t i = 0; i < n; i++) names[i] = pool + offs[i];
     qsort(names, n, sizeof *names, cmp_names);

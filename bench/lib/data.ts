@@ -187,14 +187,15 @@ function writeTextFiles(dir: string, spec: DataSpec): void {
   }
 }
 
-/**
- * `files` empty files, 1000 per directory (d0000/f000 …), all with one fixed mtime, made once:
- * a `complete` marker is written last. Returns the number of directories.
- */
+/** The file count of workload 8's tree at a scale (at least 1000). */
 export function manyFilesFor(scale: number): number {
   return Math.max(1000, Math.round(1_000_000 * scale));
 }
 
+/**
+ * `files` empty files, 1000 per directory (d0000/f000 …), all with one fixed mtime, made once:
+ * a `complete` marker is written last. Returns the number of directories.
+ */
 export function makeEmptyTree(dir: string, files: number): number {
   const perDir = 1000;
   const dirs = Math.ceil(files / perDir);

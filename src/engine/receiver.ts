@@ -112,6 +112,14 @@ interface Basis {
   destMissing: boolean;
 }
 
+/** What requestFile() sends for a basis: the sum head, and whether block sums follow it. */
+interface SumPlan {
+  head: SumHead;
+  /** The basis is used for a delta (else the head is empty and the file comes whole). */
+  useBasis: boolean;
+  withSums: boolean;
+}
+
 /** A transfer whose data sits in the partial dir until the end of the transfer phase (--delay-updates). */
 interface Delayed {
   entry: FileEntry;
@@ -1671,7 +1679,9 @@ class Receiver {
       }
     }
     const basis: Basis = { rel: basisRel, st: basisSt, type: basisType, xname, partialRel, mode, destMissing: st === null };
-    this.requestFile(list, e, dest, basis, iflags, false, await this.basisSumsYielding(basis));
+    const plan = this.sumPlan(basis, false);
+    const sums = plan.withSums ? await this.basisSumsYielding(basis.rel!, plan.head) : undefined;
+    this.requestFile(list, e, dest, basis, iflags, false, plan, sums);
   }
 
   /** Unlinks a consumed/obsolete --partial-dir file and its dir when that became empty. */
@@ -1696,7 +1706,7 @@ class Receiver {
   }
 
   /** The sum head requestFile() sends for a basis, and whether block sums go with it. */
-  private sumPlan(basis: Basis, redo: boolean): { head: SumHead; useBasis: boolean; withSums: boolean } {
+  private sumPlan(basis: Basis, redo: boolean): SumPlan {
     const st = basis.rel ? basis.st : null;
     const useBasis = !!st && st.size > 0 && this.opts.wholeFile !== true && this.ctx.xferSum.name !== 'none';
     if (!useBasis || this.opts.dryRun) return { head: { count: 0, blength: 0, s2length: 0, remainder: 0 }, useBasis, withSums: false };
@@ -1709,12 +1719,10 @@ class Receiver {
    * The block sums of a basis, computed a few MiB at a time with a turn of the event loop in
    * between: other sessions (and this one's receiver) go on while a large basis is summed.
    */
-  private async basisSumsYielding(basis: Basis): Promise<BlockSums | undefined> {
-    const { head, withSums } = this.sumPlan(basis, false);
-    if (!withSums) return undefined;
+  private async basisSumsYielding(rel: string, head: SumHead): Promise<BlockSums> {
     const builder = new BlockSumsBuilder(head, this.ctx.xferSum);
     let sinceYield = 0;
-    for (const chunk of this.chunksOf(basis.rel!)) {
+    for (const chunk of this.chunksOf(rel)) {
       builder.push(chunk);
       sinceYield += chunk.length;
       if (sinceYield >= SUMS_YIELD_BYTES) {
@@ -1725,15 +1733,17 @@ class Receiver {
     return builder.finish();
   }
 
-  /** `sums`: the basis's block sums when the caller computed them (basisSumsYielding). */
-  private requestFile(list: FileList, e: FileEntry, dest: string, basis: Basis, iflags: number, redo: boolean, sums?: BlockSums): void {
+  /** The block sums of a basis in one go (a redo, requested while lists finish). */
+  private basisSums(rel: string, head: SumHead): BlockSums {
+    const builder = new BlockSumsBuilder(head, this.ctx.xferSum);
+    for (const chunk of this.chunksOf(rel)) builder.push(chunk);
+    return builder.finish();
+  }
+
+  /** `plan` from sumPlan(basis, redo); `sums`: the basis's block sums when the plan sends them. */
+  private requestFile(list: FileList, e: FileEntry, dest: string, basis: Basis, iflags: number, redo: boolean, plan: SumPlan, sums?: BlockSums): void {
     const w = this.ctx.writer;
-    const { head, useBasis, withSums } = this.sumPlan(basis, redo);
-    if (withSums && !sums) {
-      const builder = new BlockSumsBuilder(head, this.ctx.xferSum);
-      for (const chunk of this.chunksOf(basis.rel!)) builder.push(chunk);
-      sums = builder.finish();
-    }
+    const { head, useBasis } = plan;
     w.ndx(e.ndx);
     if (this.protocol >= 29) {
       w.u16(iflags);
@@ -1758,7 +1768,7 @@ class Receiver {
     list.pending++;
     if (this.opts.dryRun) return;
     writeSumHead(w, head);
-    if (withSums && sums) writeBlockSums(w, sums);
+    if (sums) writeBlockSums(w, sums);
   }
 
   /** A redo (failed verification): all skip options off, the partial file or the file as basis. */
@@ -1777,7 +1787,9 @@ class Receiver {
         iflags |= ITEM.BASIS_TYPE_FOLLOWS;
       }
     }
-    this.requestFile(list, e, dest, basis, this.itemAttrs(e, st && st.type === 'file' ? st : null, iflags), true);
+    const plan = this.sumPlan(basis, true);
+    const sums = plan.withSums ? this.basisSums(basis.rel!, plan.head) : undefined;
+    this.requestFile(list, e, dest, basis, this.itemAttrs(e, st && st.type === 'file' ? st : null, iflags), true, plan, sums);
   }
 
   private sendSuccess(ndx: number): void {
