@@ -57,6 +57,8 @@ const SUMS_YIELD_BYTES = 8 * 1024 * 1024;
 const WRITEBACK_STEP = 32 * 1024 * 1024;
 /** A basis at least this large is closed on the thread pool (its blocks may be freed then). */
 const BACKGROUND_CLOSE = 64 * 1024 * 1024;
+/** The generator lstats up to this many names of one destination directory in one call. */
+const STAT_AHEAD = 1024;
 const WRITE_BUFFER = 256 * 1024;
 /** ACCESSPERMS & ~umask of the reference's server (dflt_perms), for files and dirs without -p. */
 const DFLT_PERMS = 0o777 & ~0o022;
@@ -793,10 +795,15 @@ class Receiver {
     }
     if (list.parent) await this.processDirectory(list.parent, list.ndxStart - 1, list);
     let lastYield = Date.now();
-    for (const e of list.entries) {
+    const ahead = this.canStatAhead() ? new Map<FileEntry, EntryStat | null>() : null;
+    let aheadUntil = 0;
+    const entries = list.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (e.inactive) continue;
+      if (ahead && i >= aheadUntil) aheadUntil = this.statAhead(entries, i, ahead);
       try {
-        await this.generateEntry(e, list);
+        await this.generateEntry(e, list, ahead?.get(e));
       } catch (err) {
         if (err instanceof SandboxError) this.reportEntryError(e, err);
         else throw err;
@@ -868,9 +875,58 @@ class Receiver {
     sendTransferError(this.ctx, `rsync: [generator] ${printable(e.name)}: ${err.message}`);
   }
 
-  private async generateEntry(e: FileEntry, list: FileList): Promise<void> {
+  /**
+   * Destination lstats can be taken a directory at a time ahead of the entries (statAhead) when
+   * handling one entry changes nothing at another entry's name: not with backups (name~), partial
+   * or temp dirs, hard links (followers are linked when their leader completes), missing-arg
+   * deletions or -R --no-implied-dirs (parents made on the way).
+   */
+  private canStatAhead(): boolean {
+    const o = this.opts;
+    return !this.singleFile && !o.backup && !o.hardLinks && !o.deleteMissingArgs && !(o.relative && !o.impliedDirs) &&
+      this.partialDir === undefined && this.tempDirRel === undefined;
+  }
+
+  /**
+   * Fills `cache` (emptied first) with the destination lstats of entries[from] and the entries
+   * after it in the same destination directory, up to STAT_AHEAD, in one call; returns the index
+   * after the last entry looked at. Entries whose stat failed, or that need none (knownAbsent),
+   * are left out: generateEntry() does its own.
+   */
+  private statAhead(entries: readonly FileEntry[], from: number, cache: Map<FileEntry, EntryStat | null>): number {
+    cache.clear();
+    const dir = dirOf(this.destOf(entries[from]!));
+    const names: string[] = [];
+    const which: FileEntry[] = [];
+    let i = from;
+    for (; i < entries.length && names.length < STAT_AHEAD; i++) {
+      const e = entries[i]!;
+      if (e.inactive || modeType(e.mode) === 0) continue;
+      const dest = this.destOf(e);
+      if (dirOf(dest) !== dir) break;
+      if (this.knownAbsent(e)) continue;
+      names.push(baseOf(dest));
+      which.push(e);
+    }
+    if (names.length < 2) return Math.max(i, from + 1);
+    let stats: Array<EntryStat | null | SandboxError>;
+    try {
+      stats = this.sandbox.lstatChildren(dir, names);
+    } catch (err) {
+      if (err instanceof SandboxError) return i;
+      throw err;
+    }
+    for (let k = 0; k < which.length; k++) {
+      const st = stats[k]!;
+      if (!(st instanceof SandboxError)) cache.set(which[k]!, st);
+    }
+    return i;
+  }
+
+  /** `statedAhead`: the destination's lstat when statAhead() took it (undefined: not taken). */
+  private async generateEntry(e: FileEntry, list: FileList, statedAhead?: EntryStat | null): Promise<void> {
     const dest = this.destOf(e);
-    const st = this.knownAbsent(e) ? null : this.sandbox.lstat(dest);
+    const st = this.knownAbsent(e) ? null : statedAhead !== undefined ? statedAhead : this.sandbox.lstat(dest);
     const o = this.opts;
     if (modeType(e.mode) === 0) {
       // --delete-missing-args: a mode-0 entry names a source arg that is gone; its counterpart
