@@ -29,5 +29,5 @@ ENV RRSYNCD_STATE_DIR=/var/lib/rrsyncd \
 VOLUME ["/data", "/var/lib/rrsyncd"]
 EXPOSE 2222
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--initial-old-space-size=64", "/app/bin/rrsyncd.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--initial-old-space-size=48", "/app/bin/rrsyncd.js"]
 CMD ["serve"]
