@@ -42,11 +42,27 @@ export function loadHostKey(path: string): HostKey {
  */
 export function generateHostKey(path: string, comment = 'rrsyncd host key'): HostKey {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
+  const pair = generateEd25519(comment);
   writeFileSync(path, pair.private, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600); // the umask may have narrowed it further; make it exact
   writeFileSync(`${path}.pub`, `${pair.public.trim()}\n`, { mode: 0o644 });
   return loadHostKey(path);
+}
+
+/** Attempts before giving up; each fails with probability 1/256 (see generateEd25519). */
+const KEYGEN_ATTEMPTS = 8;
+
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2 (1.17.0, mscdex/ssh2#1390) strips every leading zero
+ * byte of the public key, so one key in 256 (public key starting with 0x00) comes out 31 bytes
+ * long and unusable; such a pair is thrown away and another one made.
+ */
+function generateEd25519(comment: string): { private: string; public: string } {
+  for (let i = 0; i < KEYGEN_ATTEMPTS; i++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!(utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new Error(`could not generate a usable ed25519 key in ${KEYGEN_ATTEMPTS} attempts`);
 }
 
 /** Loads the host key at `path`, generating it first when the file does not exist. */
