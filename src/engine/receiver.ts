@@ -1242,7 +1242,9 @@ class Receiver {
         }
         this.sandbox.rmdir(dest);
       } else if (this.opts.backup && !(this.backupDirRel === undefined && name.endsWith(this.backupSuffix))) {
-        if (this.makeBackup(dest, true) === 2) this.sandbox.unlink(dest);
+        const made = this.makeBackup(dest, true);
+        if (made === 0) return false;
+        if (made === 2) this.sandbox.unlink(dest);
       } else {
         this.sandbox.unlink(dest);
       }
@@ -1354,7 +1356,7 @@ class Receiver {
       create(dest);
       return true;
     }
-    if (st && this.opts.backup) this.makeBackup(dest, false);
+    if (st && this.opts.backup && this.makeBackup(dest, false) === 0) return false;
     const base = baseOf(dest).replace(/^\./, '').slice(0, 200);
     const tmp = joinRel(dirOf(dest), `.${base}.${process.pid}${Math.floor(Math.random() * 1e6)}`);
     create(tmp);
@@ -1891,8 +1893,8 @@ class Receiver {
           if (st) {
             if (st.type === 'dir') {
               if (!this.makeRoom(f, dest, st, 'regular file')) continue;
-            } else if (this.opts.backup) {
-              this.makeBackup(dest, false);
+            } else if (this.opts.backup && this.makeBackup(dest, false) === 0) {
+              continue;
             }
           }
           const tmp = joinRel(dirOf(dest), `.${baseOf(dest).replace(/^\./, '').slice(0, 200)}.${process.pid}${Math.floor(Math.random() * 1e6)}`);
@@ -2422,8 +2424,11 @@ class Receiver {
         outFd = -1;
         const from = linked ? null : oneInplace ? p.partialRel! : tempRel;
         if (from !== null) {
-          if (this.backupsActive(p.redo) && !inplace) this.makeBackup(dest, false);
-          try {
+          if (this.backupsActive(p.redo) && !inplace && this.makeBackup(dest, false) === 0) {
+            // finish_transfer(): without its backup the old file stays; the new data is dropped.
+            if (!oneInplace) this.unlinkQuiet(from);
+            result = 'failed';
+          } else try {
             this.sandbox.rename(from, dest);
             result = ok ? 'done' : 'failed';
           } catch (err) {
@@ -2452,9 +2457,13 @@ class Receiver {
         if (!this.makePartialDir(partialPtr)) {
           sendTransferError(this.ctx, `Unable to create partial-dir for ${printable(name)} -- discarding ${ok ? 'completed' : 'partial'} file.`);
         } else {
-          if (!this.partialDir && this.backupsActive(p.redo)) this.makeBackup(dest, false);
-          this.sandbox.rename(tempRel!, partialPtr);
-          tempRel = null;
+          if (!this.partialDir && this.backupsActive(p.redo) && this.makeBackup(dest, false) === 0) {
+            this.unlinkQuiet(tempRel!);
+            tempRel = null;
+          } else {
+            this.sandbox.rename(tempRel!, partialPtr);
+            tempRel = null;
+          }
           if (o.delayUpdates && ok) {
             this.delayed.push({ entry: e, dest, partialRel: partialPtr });
             this.delayedNdx.add(e.ndx);
@@ -2593,8 +2602,10 @@ class Receiver {
 
   /**
    * backup.c make_backup(): keeps the current `dest` as its backup, by a hard link (the new data
-   * then replaces `dest`) or, with preferRename (deletions), a rename. Returns the reference's
-   * codes: 0 failed, 1 renamed, 2 linked/copied, 3 nothing to back up.
+   * then replaces `dest`) or, with preferRename (deletions), a rename. A backup dir on another
+   * filesystem gets a copy (robust_move()), and `dest` is removed when a rename was asked for.
+   * Returns the reference's codes: 0 failed, 1 renamed, 2 linked/copied, 3 nothing to back up.
+   * Callers must not replace or remove `dest` after a 0.
    */
   private makeBackup(dest: string, preferRename: boolean): number {
     const st = this.lstatQuiet(dest);
@@ -2609,7 +2620,15 @@ class Receiver {
           if (!(err instanceof SandboxError) || err.code === 'EEXIST' || err.code === 'EISDIR') throw err;
         }
       }
-      this.sandbox.rename(dest, backup);
+      try {
+        this.sandbox.rename(dest, backup);
+        return 1;
+      } catch (err) {
+        if (!(err instanceof SandboxError) || err.code !== 'EXDEV') throw err;
+      }
+      this.copyAcross(dest, backup, st);
+      if (!preferRename) return 2;
+      this.sandbox.unlink(dest);
       return 1;
     };
     try {
@@ -2631,6 +2650,46 @@ class Receiver {
     }
   }
 
+  /**
+   * util1.c robust_move() across filesystems: a regular file's data and attributes are copied to
+   * `backup` through a temp file there; a symlink is made again; other types cannot be kept.
+   */
+  private copyAcross(dest: string, backup: string, st: EntryStat): void {
+    if (st.type === 'symlink') {
+      this.sandbox.symlink(this.sandbox.readlink(dest), backup);
+      this.sandbox.setAttrs(backup, { mtime: { sec: st.mtimeSec, nsec: st.mtimeNsec } }, { isSymlink: true });
+      return;
+    }
+    if (st.type !== 'file') throw new SandboxError('EXDEV', dest, `rename "${printable(dest)}" -> "${printable(backup)}" failed: EXDEV`);
+    this.copyFileTo(dest, backup);
+  }
+
+  /** Copies regular file `src` with its mode, mtime (and, as root, owner) to `to`, replacing it atomically. */
+  private copyFileTo(src: string, to: string): void {
+    let inFd = -1;
+    let tmp: { fd: number; rel: string } | null = null;
+    try {
+      const opened = this.sandbox.openRead(src);
+      inFd = opened.fd;
+      tmp = this.sandbox.createTemp(dirOf(to), baseOf(to), 0o600);
+      this.copyFd(inFd, tmp.fd, opened.stat.size);
+      const attrs: Attrs = { mode: opened.stat.mode & 0o7777, mtime: { sec: opened.stat.mtimeSec, nsec: opened.stat.mtimeNsec } };
+      if (this.isRoot) {
+        attrs.uid = opened.stat.uid;
+        attrs.gid = opened.stat.gid;
+      }
+      this.sandbox.fsetAttrs(tmp.fd, attrs);
+      this.sandbox.close(tmp.fd);
+      const st = this.lstatQuiet(to);
+      if (st && st.type === 'dir') this.sandbox.removeTree(to);
+      this.sandbox.rename(tmp.rel, to);
+      tmp = null;
+    } finally {
+      if (inFd >= 0) this.sandbox.close(inFd);
+      if (tmp) this.discardTemp(tmp);
+    }
+  }
+
   /** The backup's name as the reference prints it (relative to the destination). */
   private backupShown(dest: string): string {
     const rel = `${this.relToBase(dest)}${this.backupSuffix}`;
@@ -2642,34 +2701,15 @@ class Receiver {
   /** --inplace --backup: the old data is copied to the backup first (it is then the basis, 0x82). */
   private copyToBackup(dest: string): string | null {
     const backup = this.backupNameFor(dest);
-    let inFd = -1;
-    let tmp: { fd: number; rel: string } | null = null;
     try {
       this.ensureBackupDirs(backup);
-      const src = this.sandbox.openRead(dest);
-      inFd = src.fd;
-      tmp = this.sandbox.createTemp(dirOf(backup), baseOf(backup), 0o600);
-      this.copyFd(inFd, tmp.fd, src.stat.size);
-      const attrs: Attrs = { mode: src.stat.mode & 0o7777, mtime: { sec: src.stat.mtimeSec, nsec: src.stat.mtimeNsec } };
-      if (this.isRoot) {
-        attrs.uid = src.stat.uid;
-        attrs.gid = src.stat.gid;
-      }
-      this.sandbox.fsetAttrs(tmp.fd, attrs);
-      this.sandbox.close(tmp.fd);
-      const st = this.lstatQuiet(backup);
-      if (st && st.type === 'dir') this.sandbox.removeTree(backup);
-      this.sandbox.rename(tmp.rel, backup);
-      tmp = null;
+      this.copyFileTo(dest, backup);
       if (this.infoName >= 2) sendInfo(this.ctx, `backed up ${this.relToBase(dest)} to ${this.backupShown(dest)}\n`);
       return backup;
     } catch (err) {
       if (!(err instanceof SandboxError)) throw err;
       sendTransferError(this.ctx, `rsync: [generator] keep_backup failed: "${printable(this.relToBase(dest))}": ${err.message}`);
       return null;
-    } finally {
-      if (inFd >= 0) this.sandbox.close(inFd);
-      if (tmp) this.discardTemp(tmp);
     }
   }
 
@@ -2717,8 +2757,8 @@ class Receiver {
         t.rel ??= this.nameTemp(t.fd, t.dest);
         closed = true;
         this.sandbox.close(t.fd);
-        if (!this.partialDir && this.opts.backup) this.makeBackup(t.dest, false);
-        this.sandbox.rename(t.rel, partialPtr);
+        if (!this.partialDir && this.opts.backup && this.makeBackup(t.dest, false) === 0) this.sandbox.unlink(t.rel);
+        else this.sandbox.rename(t.rel, partialPtr);
         return;
       }
       closed = true;
