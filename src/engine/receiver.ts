@@ -495,7 +495,8 @@ class Receiver {
     }
     const sorted = sortFileList(entries, this.protocol, ndxStart);
     if (this.opts.pruneEmptyDirs && !this.inc) this.pruneEmptyDirs(sorted);
-    if (this.inc) for (const e of sorted) if (isDir(e) && !e.inactive) this.dirList.push(e);
+    // A directory named twice (several sources) keeps its place: the sender numbers its dup too.
+    if (this.inc) for (const e of sorted) if (isDir(e)) this.dirList.push(e);
     this.lists.push({ ndxStart, entries: sorted, parent, pending: 0, redo: [], processed: false, finished: false });
     this.nextNdxStart = ndxStart + sorted.length + (this.inc ? 1 : 0);
     this.progress.notify();
