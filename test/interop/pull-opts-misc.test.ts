@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { engineTransport, newCase, runAndCompare, file, dir, noise, text, stats, PIPE_RSH, REAL_RSH, type Transport, type Case } from './lib/interop.js';
-import { run, RSYNC } from '../helpers/server.js';
+import { run } from '../helpers/server.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { runRsyncSession } from '../../src/engine/session.js';
 import { defaultGrant } from '../../src/policy/grant.js';
