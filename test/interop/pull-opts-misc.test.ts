@@ -326,7 +326,8 @@ t.test('--timeout=2: a client that goes silent is dropped with exit 30 (io timeo
   s.write(i32(0));
   const t0 = Date.now();
   t.equal(await s.done, 30, 'exit 30');
-  t.ok(Date.now() - t0 < 6000, 'within a few seconds');
+  // Loose: only a hang (no timeout at all) must fail, never a loaded machine.
+  t.ok(Date.now() - t0 < 30_000, 'ends long before the test would time out');
 });
 
 t.test('protocol 31: --timeout keep-alives, MSG_NOOP from a 3.0-style client is accepted', async (t) => {

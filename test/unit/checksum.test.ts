@@ -17,8 +17,8 @@ import {
   type ChecksumName,
   type ChecksumSpec,
 } from '../../src/protocol/checksum.js';
+import { CAPTURES } from '../helpers/captures.js';
 
-const CAPTURES = '/work/shared/captures';
 
 /** The decoded payload bytes of one direction of a capture (hex dump lines only). */
 function captureBytes(name: string, dir: 'c2s' | 's2c'): Buffer {
