@@ -3,12 +3,13 @@
  * docs/upstream-suite.md.
  *
  *   npm run test:upstream -- --rsync-src DIR [--mode stock|push|pull]... [-j N] [--out DIR]
- *                            [--timeout SEC] [TEST...]
+ *                            [--timeout SEC] [--allow-devices] [TEST...]
  *
  * `stock` runs the suite against DIR/rsync itself. `push` and `pull` start a real rrsyncd on a
  * random loopback port with a fresh key granted `command="rrsync -no-lock /"`, and point
  * `--rsync-bin` at test/upstream/rsync-wrapper.sh, which turns each plain local transfer into a
- * push to (or a pull from) that server. Results go to OUT/MODE/ (runtests.log, results.json,
+ * push to (or a pull from) that server (`--allow-devices`: the key's grant also allows devices and
+ * specials, as a tenant with limits.allowDevices). Results go to OUT/MODE/ (runtests.log, results.json,
  * server.log, rewritten.log: every rewritten command line, by test); failed tests keep their
  * scratch directory there. Prints the counts and each test that passes stock but not through
  * the server (exit 1 when there is one).
@@ -36,6 +37,7 @@ interface Options {
   out: string;
   timeout: number;
   tests: string[];
+  allowDevices: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -48,6 +50,7 @@ function parseOptions(argv: string[]): Options {
       jobs: { type: 'string', short: 'j' },
       out: { type: 'string' },
       timeout: { type: 'string' },
+      'allow-devices': { type: 'boolean' },
     },
   });
   const src = values['rsync-src'];
@@ -61,6 +64,7 @@ function parseOptions(argv: string[]): Options {
     out: resolve(values.out ?? join(tmpdir(), 'rrsyncd-upstream')),
     timeout: Number(values.timeout ?? 300),
     tests: positionals,
+    allowDevices: values['allow-devices'] ?? false,
   };
 }
 
@@ -132,14 +136,29 @@ async function runMode(opts: Options, mode: Mode): Promise<Results> {
   await mkdir(dir, { recursive: true });
   process.stdout.write(`== ${mode}: ${dir}\n`);
   if (mode === 'stock') return save(dir, await runSuite(opts, dir, join(opts.src, 'rsync')));
-  const srv = await startServer({ authorizedKeysOptions: GRANT, root: '/' });
+  const srv = await startServer({ authorizedKeysOptions: GRANT, root: '/', config: {} });
   try {
+    if (opts.allowDevices) await grantDevices(srv);
     const results = await runSuite(opts, dir, await writeShim(dir, mode, opts.src, srv));
     await writeFile(join(dir, 'server.log'), srv.logs());
     return save(dir, results);
   } finally {
     await srv.cleanup();
   }
+}
+
+/**
+ * Moves the key into a tenant whose grant allows devices and specials (which a plain
+ * authorized_keys line cannot), and has the server reload its configuration.
+ */
+async function grantDevices(srv: TestServer): Promise<void> {
+  const pub = (await readFile(`${srv.keyPath}.pub`, 'utf8')).trim();
+  const tenant = { name: 'suite', keys: [`${GRANT} ${pub}`], root: '/', limits: { allowDevices: true, allowChown: true } };
+  await writeFile(join(srv.dir, 'config.json'), JSON.stringify({ tenants: [tenant] }));
+  await writeFile(join(srv.dir, 'authorized_keys'), '');
+  const reloads = srv.logRecords().filter((l) => l.msg === 'configuration reloaded').length;
+  srv.child.kill('SIGHUP');
+  await srv.waitForLog(() => srv.logRecords().filter((l) => l.msg === 'configuration reloaded').length > reloads);
 }
 
 async function save(dir: string, results: Results): Promise<Results> {
