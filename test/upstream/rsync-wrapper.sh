@@ -81,11 +81,19 @@ absolute() { # $1 path → absolute, keeping a trailing slash; with -R, marks th
   local p=$1
   if [[ $p == /* ]]; then
     printf '%s' "$p"
-  elif ((relative)) && [[ $p != */./* && $p != ./* ]]; then
-    printf '%s/./%s' "$here" "$p"
+  elif ((relative)); then
+    # "./x" keeps its leading "./" after the cut: rsync then sends "." as it does locally.
+    [[ $p == */./* ]] && printf '%s/%s' "$here" "$p" || printf '%s/./%s' "$here" "$p"
   else
-    printf '%s/%s' "$here" "$p"
+    lexical "$here/$p"
   fi
+}
+lexical() { # $1 absolute path with ".." components (the server takes none) → without them
+  local p=$1 tail=
+  [[ /$p/ == */../* ]] || { printf '%s' "$p"; return; }
+  [[ $p == */ || $p == */. ]] && tail=/
+  p=$(realpath -s -m -- "$p")
+  printf '%s%s' "${p%/}" "$tail"
 }
 
 n=${#paths[@]}
