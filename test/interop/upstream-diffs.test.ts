@@ -29,6 +29,26 @@ async function fresh(name: string): Promise<string> {
   return dir;
 }
 
+/** Seeds `d/` and `ref/` alike (what the destination holds before the push). */
+async function seedBoth(dir: string, seed: (root: string) => Promise<void>): Promise<void> {
+  for (const d of ['d', 'ref']) {
+    await mkdir(join(dir, d), { recursive: true });
+    await seed(join(dir, d));
+  }
+}
+
+/** A case whose source has `SUB/f` and whose destinations have `SUB` as a symlink to a directory. */
+async function dirLinkCase(name: string, sub: string, target: string): Promise<string> {
+  const dir = await fresh(name);
+  await mkdir(join(dir, 's', sub));
+  await writeFile(join(dir, 's', sub, 'f'), 'X\n');
+  await seedBoth(dir, async (root) => {
+    await mkdir(join(root, target));
+    await symlink(target, join(root, sub));
+  });
+  return dir;
+}
+
 /** The same push through the server into `d/` and locally into `ref/`. */
 async function push(dir: string, args: string[], src = 's/'): Promise<{ remote: RunResult; local: RunResult }> {
   const remote = await srv.rsync([...args, src, `127.0.0.1:${dir}/d/`], { cwd: dir });
@@ -55,10 +75,10 @@ t.test('--chown applies to pushed files (ownership-depth)', { ...todo(3, '--chow
 t.test('--delay-updates over an existing .~tmp~/NAME (delay-updates)', todo(4, '"unsafe path null", update lost'), async (t) => {
   const dir = await fresh('delay');
   await writeFile(join(dir, 's/foo'), 'new\n');
-  for (const d of ['d', 'ref']) {
-    await mkdir(join(dir, d, '.~tmp~'), { recursive: true });
-    await writeFile(join(dir, d, '.~tmp~/foo'), 'old partial\n');
-  }
+  await seedBoth(dir, async (root) => {
+    await mkdir(join(root, '.~tmp~'));
+    await writeFile(join(root, '.~tmp~/foo'), 'old partial\n');
+  });
   const { remote, local } = await push(dir, ['-a', '--delay-updates']);
   t.equal(remote.code, local.code, remote.stderr);
   t.equal(await readFile(join(dir, 'd/foo'), 'utf8'), 'new\n', 'the update is applied');
@@ -99,13 +119,7 @@ t.test('--inplace --sparse punches the zero run (preallocate)', todo(6, '--inpla
 });
 
 t.test('-K keeps a destination symlink to a directory (keep-dirlinks-rule)', todo(7, '-K not applied'), async (t) => {
-  const dir = await fresh('keepdirlinks');
-  await mkdir(join(dir, 's/d'));
-  await writeFile(join(dir, 's/d/f'), 'X\n');
-  for (const d of ['d', 'ref']) {
-    await mkdir(join(dir, d, 'target'), { recursive: true });
-    await symlink('target', join(dir, d, 'd'));
-  }
+  const dir = await dirLinkCase('keepdirlinks', 'd', 'target');
   const { remote, local } = await push(dir, ['-a', '-K']);
   t.equal(remote.code, local.code, remote.stderr);
   await sameTrees(t, dir);
@@ -114,10 +128,7 @@ t.test('-K keeps a destination symlink to a directory (keep-dirlinks-rule)', tod
 t.test('--safe-links --backup drops an unsafe destination symlink (ki72-safe-links-backup)', todo(8, 'the unsafe symlink is backed up'), async (t) => {
   const dir = await fresh('safelinks');
   await writeFile(join(dir, 's/escape'), 'n\n');
-  for (const d of ['d', 'ref']) {
-    await mkdir(join(dir, d));
-    await symlink('../../sensitive', join(dir, d, 'escape'));
-  }
+  await seedBoth(dir, (root) => symlink('../../sensitive', join(root, 'escape')));
   const { remote, local } = await push(dir, ['-a', '--safe-links', '--backup']);
   t.equal(remote.code, local.code, remote.stderr);
   await sameTrees(t, dir);
@@ -127,13 +138,12 @@ t.test('--info=BACKUP,SKIP lines reach the client (backup, exclude)', todo(9, 't
   const dir = await fresh('info');
   await writeFile(join(dir, 's/f'), 'new\n');
   await writeFile(join(dir, 's/g'), 's\n');
-  for (const d of ['d', 'ref']) {
-    await mkdir(join(dir, d));
-    await writeFile(join(dir, d, 'f'), 'old\n');
-    await utimes(join(dir, d, 'f'), new Date('2000-01-01'), new Date('2000-01-01'));
-    await writeFile(join(dir, d, 'g'), 'newer\n');
-    await utimes(join(dir, d, 'g'), new Date('2030-01-01'), new Date('2030-01-01'));
-  }
+  await seedBoth(dir, async (root) => {
+    await writeFile(join(root, 'f'), 'old\n');
+    await utimes(join(root, 'f'), new Date('2000-01-01'), new Date('2000-01-01'));
+    await writeFile(join(root, 'g'), 'newer\n');
+    await utimes(join(root, 'g'), new Date('2030-01-01'), new Date('2030-01-01'));
+  });
   const { remote, local } = await push(dir, ['-a', '-b', '-u', '--info=BACKUP,SKIP']);
   t.equal(remote.code, 0, remote.stderr);
   const lines = (r: RunResult) => r.stdout.split('\n').filter(Boolean).sort();
@@ -171,14 +181,8 @@ t.test('root /: the operator\'s own symlinked --temp-dir (chmod-temp-dir, operat
 });
 
 t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no-implied-dirs-symlink)', todo(12, 'path component is a symlink'), async (t) => {
-  const dir = await fresh('noimplied');
-  await mkdir(join(dir, 's/path'));
-  await writeFile(join(dir, 's/path/file'), 'NEW\n');
-  for (const d of ['d', 'ref']) {
-    await mkdir(join(dir, d, 'real'), { recursive: true });
-    await symlink('real', join(dir, d, 'path'));
-  }
-  const { remote, local } = await push(dir, ['-a', '-R', '--no-implied-dirs'], `${dir}/s/./path/file`);
+  const dir = await dirLinkCase('noimplied', 'path', 'real');
+  const { remote, local } = await push(dir, ['-a', '-R', '--no-implied-dirs'], `${dir}/s/./path/f`);
   t.equal(remote.code, local.code, remote.stderr);
   await sameTrees(t, dir);
 });
