@@ -8,11 +8,11 @@
  * `stock` runs the suite against DIR/rsync itself. `push` and `pull` start a real rrsyncd on a
  * random loopback port with a fresh key granted `command="rrsync -no-lock /"`, and point
  * `--rsync-bin` at test/upstream/rsync-wrapper.sh, which turns each plain local transfer into a
- * push to (or a pull from) that server (`--allow-devices`: the key's grant also allows devices and
- * specials, as a tenant with limits.allowDevices). Results go to OUT/MODE/ (runtests.log, results.json,
- * server.log, rewritten.log: every rewritten command line, by test); failed tests keep their
- * scratch directory there. Prints the counts and each test that passes stock but not through
- * the server (exit 1 when there is one).
+ * push to (or a pull from) that server. `--allow-devices`: the key's grant also allows devices
+ * and specials (a tenant with limits.allowDevices). Results go to OUT/MODE/ (runtests.log,
+ * results.json, server.log, rewritten.log: every rewritten command line, by test); failed tests
+ * keep their scratch directory there. Prints the counts and each test that passes stock but not
+ * through the server (exit 1 when there is one).
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
