@@ -1,6 +1,7 @@
 // Differences rsync 3.5.0's own test suite found (issue 17, docs/upstream-suite.md), each as the
 // smallest push or pull that shows it, against a server with the suite's grant
-// (`rrsync -no-lock /`) and compared with the same command as a local transfer. They are tap
+// (`rrsync -no-lock /`), compared with the same command as a local transfer or with what rsync
+// does there (docs/upstream-suite.md has the evidence). They are tap
 // `todo` tests: each fails today, and the fix of its item drops the `todo`. RRSYNCD_TODO_STRICT=1
 // runs them as plain tests, to see which still fail.
 import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, utimes, writeFile, link } from 'node:fs/promises';
