@@ -8,13 +8,15 @@ import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, utimes, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { startServer, type RunResult, type TestServer } from '../helpers/server.js';
+import { run, startServer, type RunResult, type TestServer } from '../helpers/server.js';
+import { grantAsTenant } from '../helpers/tenant.js';
 import { compareTrees, localRsync, snapshotTree } from '../helpers/tree.js';
 
+const GRANT = 'command="rrsync -no-lock /"';
 let srv: TestServer;
 let base: string;
 t.before(async () => {
-  srv = await startServer({ authorizedKeysOptions: 'command="rrsync -no-lock /"', root: '/' });
+  srv = await startServer({ authorizedKeysOptions: GRANT, root: '/' });
   // The server walks every component without following links: a physical path.
   base = await mkdtemp(join(await realpath(tmpdir()), 'rrsyncd-upstream-diffs-'));
 });
@@ -186,4 +188,19 @@ t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no
   const { remote, local } = await push(dir, ['-a', '-R', '--no-implied-dirs'], `${dir}/s/./path/f`);
   t.equal(remote.code, local.code, remote.stderr);
   await sameTrees(t, dir);
+});
+
+t.test('-H links hard-linked FIFOs and devices (devices, with devices granted)', { ...todo(10, '-H does not link devices and FIFOs'), skip: process.getuid?.() !== 0 ? 'needs root (mknod)' : false }, async (t) => {
+  const dev = await startServer({ authorizedKeysOptions: GRANT, root: '/', config: {} });
+  t.teardown(() => dev.cleanup());
+  await grantAsTenant(dev, GRANT, { root: '/', limits: { allowDevices: true } });
+  const dir = await fresh('hlinkdev');
+  const made = await run('sh', ['-c', 'mkfifo s/p && ln s/p s/p2 && mknod s/b b 1 3 && ln s/b s/b2'], { cwd: dir });
+  t.equal(made.code, 0, made.stderr);
+  const remote = await dev.rsync(['-aH', 's/', `127.0.0.1:${dir}/d/`], { cwd: dir });
+  t.equal(remote.code, 0, remote.stderr);
+  for (const [a, b] of [['p', 'p2'], ['b', 'b2']]) {
+    const [sa, sb] = [await stat(join(dir, 'd', a!)), await stat(join(dir, 'd', b!))];
+    t.equal(sb.ino, sa.ino, `d/${b} is a hard link of d/${a}`);
+  }
 });

@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { grantAsTenant } from '../helpers/tenant.js';
 
 type Mode = 'stock' | 'push' | 'pull';
 type Outcome = 'pass' | 'fail' | 'skip' | 'xfail';
@@ -138,27 +139,14 @@ async function runMode(opts: Options, mode: Mode): Promise<Results> {
   if (mode === 'stock') return save(dir, await runSuite(opts, dir, join(opts.src, 'rsync')));
   const srv = await startServer({ authorizedKeysOptions: GRANT, root: '/', config: {} });
   try {
-    if (opts.allowDevices) await grantDevices(srv);
+    // devices and specials need a tenant's grant (an authorized_keys line cannot give them)
+    if (opts.allowDevices) await grantAsTenant(srv, GRANT, { root: '/', limits: { allowDevices: true, allowChown: true } });
     const results = await runSuite(opts, dir, await writeShim(dir, mode, opts.src, srv));
     await writeFile(join(dir, 'server.log'), srv.logs());
     return save(dir, results);
   } finally {
     await srv.cleanup();
   }
-}
-
-/**
- * Moves the key into a tenant whose grant allows devices and specials (which a plain
- * authorized_keys line cannot), and has the server reload its configuration.
- */
-async function grantDevices(srv: TestServer): Promise<void> {
-  const pub = (await readFile(`${srv.keyPath}.pub`, 'utf8')).trim();
-  const tenant = { name: 'suite', keys: [`${GRANT} ${pub}`], root: '/', limits: { allowDevices: true, allowChown: true } };
-  await writeFile(join(srv.dir, 'config.json'), JSON.stringify({ tenants: [tenant] }));
-  await writeFile(join(srv.dir, 'authorized_keys'), '');
-  const reloads = srv.logRecords().filter((l) => l.msg === 'configuration reloaded').length;
-  srv.child.kill('SIGHUP');
-  await srv.waitForLog(() => srv.logRecords().filter((l) => l.msg === 'configuration reloaded').length > reloads);
 }
 
 async function save(dir: string, results: Results): Promise<Results> {
