@@ -6,7 +6,9 @@
  */
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { isAbsolute, relative, resolve } from 'node:path';
 import convict from 'convict';
+import { parseChmod } from '../policy/chmod.js';
 
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
@@ -115,6 +117,33 @@ const TENANT_KEYS = new Set([
 const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
 const LIMIT_BOOLS = ['allowDevices', 'allowChown'];
 
+/**
+ * A tenant name is also its default root's last component (`<root>/<name>`) and appears in logs:
+ * one plain path component, no leading dot, no control characters (JSON.stringify shows them escaped).
+ */
+export function tenantNameProblem(name: string): string | undefined {
+  if (name.includes('/')) return `${JSON.stringify(name)} must not contain "/"`;
+  if (name.startsWith('.')) return `${JSON.stringify(name)} must not start with "."`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return `${JSON.stringify(name)} must not contain control characters`;
+  if (name.length > 255) return 'must be at most 255 characters';
+  return undefined;
+}
+
+function escapesBase(rel: string): boolean {
+  const r = relative('/base', resolve('/base', rel));
+  return r === '..' || r.startsWith('../');
+}
+
+function chmodProblem(spec: string): string | undefined {
+  try {
+    parseChmod(spec);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Validates one tenant; returns messages naming the field, e.g. `tenants[0].mode: …`. */
 export function tenantProblems(t: unknown, at: string): string[] {
   if (typeof t !== 'object' || t === null || Array.isArray(t)) return [`${at}: must be an object`];
@@ -122,6 +151,10 @@ export function tenantProblems(t: unknown, at: string): string[] {
   const out: string[] = [];
   for (const k of Object.keys(o)) if (!TENANT_KEYS.has(k)) out.push(`${at}.${k}: unknown setting`);
   if (typeof o.name !== 'string' || o.name === '') out.push(`${at}.name: required, a non-empty string`);
+  else {
+    const bad = tenantNameProblem(o.name);
+    if (bad) out.push(`${at}.name: ${bad}`);
+  }
   for (const k of ['users', 'keys', 'allowOptions', 'denyOptions']) {
     if (o[k] !== undefined && !(Array.isArray(o[k]) && (o[k] as unknown[]).every((s) => typeof s === 'string'))) {
       out.push(`${at}.${k}: must be a list of strings`);
@@ -129,6 +162,9 @@ export function tenantProblems(t: unknown, at: string): string[] {
   }
   for (const k of ['keysFile', 'root']) {
     if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) out.push(`${at}.${k}: must be a non-empty string`);
+  }
+  if (typeof o.root === 'string' && !isAbsolute(o.root) && escapesBase(o.root)) {
+    out.push(`${at}.root: a relative root must stay below the default root (no ".." leading out)`);
   }
   if (o.mode !== undefined && !['rw', 'ro', 'wo'].includes(o.mode as string)) out.push(`${at}.mode: must be one of rw, ro, wo`);
   for (const k of ['noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute']) {
@@ -146,7 +182,8 @@ export function tenantProblems(t: unknown, at: string): string[] {
         } else if (LIMIT_BOOLS.includes(k)) {
           if (typeof l[k] !== 'boolean') out.push(`${at}.limits.${k}: must be true or false`);
         } else if (k === 'incomingChmod') {
-          if (typeof l[k] !== 'string') out.push(`${at}.limits.${k}: must be a string`);
+          const bad = typeof l[k] === 'string' ? chmodProblem(l[k]) : 'must be a string';
+          if (bad) out.push(`${at}.limits.${k}: ${bad}`);
         } else out.push(`${at}.limits.${k}: unknown setting`);
       }
     }

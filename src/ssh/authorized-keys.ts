@@ -190,7 +190,9 @@ export function parseAuthorizedKeysLine(line: string, ctx: ParseContext): KeyEnt
     } else if (name === 'command') {
       command = value;
     } else if (name === 'from') {
-      entry.from = value;
+      const bad = fromListProblem(value);
+      if (bad) entry.unusable ??= `from="${value}": ${bad}`;
+      else entry.from = value;
     } else if (name === 'expiry-time') {
       try {
         entry.expiresAt = parseExpiryTime(value);
@@ -242,6 +244,45 @@ function normalizeAddress(ip: string): string {
 function wildcardToRegExp(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
+}
+
+/** An address's bytes (IPv4 or IPv6, IPv4-in-IPv6 tails included); undefined when not an address. */
+function addressBytes(ip: string): number[] | undefined {
+  const family = isIP(ip);
+  if (family === 4) return ip.split('.').map(Number);
+  if (family !== 6) return undefined;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  const text = v4 ? ip.slice(0, -v4[1]!.length) + '0:0' : ip;
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const groups = (part: string | undefined) => (part ? part.split(':').filter((g) => g !== '') : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const bytes = all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+  if (v4) bytes.splice(12, 4, ...v4[1]!.split('.').map(Number));
+  return bytes;
+}
+
+/**
+ * Why a `from=` list cannot be used, as sshd refuses it: a CIDR item needs an address, a mask
+ * length the family allows and no bits set past the mask (`10.0.0.1/8` is refused). Wildcard
+ * items are host patterns and always valid.
+ */
+export function fromListProblem(patternList: string): string | undefined {
+  for (const raw of patternList.split(',')) {
+    const item = raw.trim().replace(/^!/, '');
+    const slash = item.indexOf('/');
+    if (slash < 0) continue;
+    const net = item.slice(0, slash);
+    const bytes = addressBytes(net);
+    if (!bytes) return `"${item}": not an address/mask-length`;
+    const lenText = item.slice(slash + 1);
+    const bits = Number(lenText);
+    if (!/^\d{1,3}$/.test(lenText) || bits > bytes.length * 8) return `"${item}": bad mask length (0-${bytes.length * 8})`;
+    const hostBitsSet = bytes.some((b, i) => (b & (0xff >> Math.min(8, Math.max(0, bits - i * 8)))) !== 0);
+    if (hostBitsSet) return `"${item}": address has bits set beyond the mask`;
+  }
+  return undefined;
 }
 
 function matchesOnePattern(pattern: string, ip: string): boolean {
