@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, relative, resolve } from 'node:path';
 import convict from 'convict';
 import { parseChmod } from '../policy/chmod.js';
+import { parseMaxStartups } from '../ssh/front-door.js';
 
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
@@ -26,7 +27,11 @@ export const DEFAULT_ALGORITHMS = {
   ],
   hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
   compress: ['none'],
+  pubkey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'],
 };
+
+/** Client key signature algorithms ssh2 can verify; `ssh-rsa` (SHA-1) and `ssh-dss` only when configured. */
+export const SUPPORTED_PUBKEY_ALGORITHMS = [...DEFAULT_ALGORITHMS.pubkey, 'ssh-rsa', 'ssh-dss'];
 
 export interface TenantLimits {
   maxFileSize?: number;
@@ -67,13 +72,16 @@ export interface ConfigShape {
   root: string;
   authorizedKeys: string[];
   tenants: TenantConfig[];
-  algorithms: { kex: string[]; serverHostKey: string[]; cipher: string[]; hmac: string[]; compress: string[] };
+  algorithms: { kex: string[]; serverHostKey: string[]; cipher: string[]; hmac: string[]; compress: string[]; pubkey: string[] };
   limits: {
     handshakeTimeoutMs: number;
     idleTimeoutMs: number;
     maxConnections: number;
     maxConnectionsPerKey: number;
     maxSessionsPerConnection: number;
+    maxAuthTries: number;
+    maxStartups: string;
+    maxStartupsPerSource: number;
     shutdownGraceMs: number;
     keepaliveIntervalMs: number;
     keepaliveCountMax: number;
@@ -222,6 +230,13 @@ function addFormats(): void {
     'cipher-list': algorithmList('cipher', ssh2Constants.SUPPORTED_CIPHER!),
     'hmac-list': algorithmList('hmac', ssh2Constants.SUPPORTED_MAC!),
     'compress-list': algorithmList('compression', ssh2Constants.SUPPORTED_COMPRESSION!),
+    'pubkey-list': algorithmList('public key signature', SUPPORTED_PUBKEY_ALGORITHMS),
+    'max-startups': {
+      validate(v: unknown) {
+        if (typeof v !== 'string') throw new Error('must be a string "start:rate:full" or "N"');
+        parseMaxStartups(v);
+      },
+    },
     'positive-int': {
       coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
       validate(v: unknown) {
@@ -280,6 +295,12 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       cipher: { doc: 'Ciphers. The client\'s preference decides among these.', format: 'cipher-list', default: DEFAULT_ALGORITHMS.cipher, env: 'RRSYNCD_CIPHERS' },
       hmac: { doc: 'MACs (used with non-AEAD ciphers).', format: 'hmac-list', default: DEFAULT_ALGORITHMS.hmac, env: 'RRSYNCD_MACS' },
       compress: { doc: 'SSH-level compression; rsync compresses itself (-z), so none by default.', format: 'compress-list', default: DEFAULT_ALGORITHMS.compress, env: 'RRSYNCD_COMPRESSION' },
+      pubkey: {
+        doc: 'Signature algorithms accepted from client keys (like sshd PubkeyAcceptedAlgorithms); ssh-rsa (SHA-1) and ssh-dss only when listed.',
+        format: 'pubkey-list',
+        default: DEFAULT_ALGORITHMS.pubkey,
+        env: 'RRSYNCD_PUBKEY_ALGORITHMS',
+      },
     },
     limits: {
       handshakeTimeoutMs: {
@@ -306,6 +327,24 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         format: 'positive-int',
         default: 10,
         env: 'RRSYNCD_MAX_SESSIONS_PER_CONNECTION',
+      },
+      maxAuthTries: {
+        doc: 'Failed authentication attempts (each refused key counts) before the connection is cut, like sshd MaxAuthTries.',
+        format: 'positive-int',
+        default: 6,
+        env: 'RRSYNCD_MAX_AUTH_TRIES',
+      },
+      maxStartups: {
+        doc: 'Unauthenticated connections, sshd MaxStartups style "start:rate:full": from start on, new ones are dropped with rate% probability, rising to 100% at full; "N" drops everything past N.',
+        format: 'max-startups',
+        default: '20:30:100',
+        env: 'RRSYNCD_MAX_STARTUPS',
+      },
+      maxStartupsPerSource: {
+        doc: 'Unauthenticated connections per source address (IPv6: per /64), like sshd PerSourceMaxStartups; more are dropped.',
+        format: 'positive-int',
+        default: 10,
+        env: 'RRSYNCD_MAX_STARTUPS_PER_SOURCE',
       },
       shutdownGraceMs: {
         doc: 'On SIGTERM, running transfers get this long to finish before they are aborted.',

@@ -17,6 +17,7 @@ const { utils } = ssh2;
 import { defaultGrant, type Grant } from '../policy/grant.js';
 import { splitShellWords } from '../policy/shellwords.js';
 import { fingerprintOf } from './host-keys.js';
+import { addressBytes, normalizeAddress } from './address.js';
 
 export interface KeyEntry {
   /** Where the line came from, e.g. `/home/u/.ssh/authorized_keys:3`. */
@@ -237,30 +238,9 @@ export function parseAuthorizedKeys(text: string, ctx: ParseContext): ParsedKeyF
   return { entries, problems };
 }
 
-function normalizeAddress(ip: string): string {
-  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-}
-
 function wildcardToRegExp(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
-}
-
-/** An address's bytes (IPv4 or IPv6, IPv4-in-IPv6 tails included); undefined when not an address. */
-function addressBytes(ip: string): number[] | undefined {
-  const family = isIP(ip);
-  if (family === 4) return ip.split('.').map(Number);
-  if (family !== 6) return undefined;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
-  const text = v4 ? ip.slice(0, -v4[1]!.length) + '0:0' : ip;
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const groups = (part: string | undefined) => (part ? part.split(':').filter((g) => g !== '') : []);
-  const h = groups(head);
-  const t = groups(tail);
-  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const bytes = all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
-  if (v4) bytes.splice(12, 4, ...v4[1]!.split('.').map(Number));
-  return bytes;
 }
 
 /**
