@@ -18,6 +18,7 @@ import type { HostKey } from './host-keys.js';
 import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
 import { poolOutgoingPackets } from './packet-pool.js';
 import { nativeBinding } from '../native.js';
+import { escapeControlBytes } from '../protocol/message-text.js';
 import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
 import { parseMaxStartups, StartupGate } from './front-door.js';
 import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
@@ -412,7 +413,7 @@ export class RrsyncServer {
       } else if (typeof refusal === 'string') {
         record.command = printableBytes(commandBytes);
         record.refused = refusal;
-        await writeAll(channel.stderr, `rrsyncd: ${refusal}\n`, channel);
+        await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: ${refusal}\n`)), channel);
       } else {
         const argv = refusal.argv;
         record.argv = argv.map(printableBytes);
@@ -487,7 +488,7 @@ export class RrsyncServer {
       );
     } catch (err) {
       conn.log.error({ err }, 'engine failed');
-      if (channel.stderr.writable) await writeAll(channel.stderr, `rrsyncd: internal error: ${(err as Error).message}\n`, channel);
+      if (channel.stderr.writable) await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: internal error: ${(err as Error).message}\n`)), channel);
       return { exitCode: EXIT_ENGINE_FAILURE, role: 'none', bytesIn: 0, bytesOut: 0 };
     }
   }
@@ -504,7 +505,7 @@ function findConn(conns: Set<ConnState>, client: Connection, ip: string, port: n
 }
 
 /** Writes text, waiting for 'drain' when write() asks us to. */
-export async function writeAll(w: Writable, text: string, closer: NodeJS.EventEmitter = w): Promise<void> {
+export async function writeAll(w: Writable, text: string | Buffer, closer: NodeJS.EventEmitter = w): Promise<void> {
   if (!w.writable) return;
   if (w.write(text)) return;
   const ac = new AbortController();
