@@ -7,9 +7,8 @@ function algorithmsForKeyType(type: string): string[] {
 }
 
 /**
- * Throws when a loaded host key has no algorithm in `algorithms.serverHostKey` at all (it could never
- * be used: a DSA key by default), or when no host key is usable, so that the server does not start
- * with a key exchange that fails for every client.
+ * Throws when a loaded host key has no algorithm in `algorithms.serverHostKey` (it could never be
+ * offered: a DSA key with the defaults), rather than starting with a key the admin thinks is used.
  */
 export function checkHostKeyAlgorithms(hostKeys: readonly HostKey[], allowed: readonly string[]): void {
   for (const h of hostKeys) {

@@ -293,7 +293,6 @@ export class RrsyncServer {
       else this.refuseAuth(conn, ctx, ctx.method === 'none' ? undefined : `${ctx.method} authentication is not accepted`);
       return;
     }
-    conn.authResult = 'failed';
     const algorithm = signatureAlgorithm(ctx.key.algo, ctx.hashAlgo);
     if (!this.config.algorithms.pubkey.includes(algorithm)) {
       this.refuseAuth(conn, ctx, `${algorithm} signatures are not accepted`);
@@ -329,6 +328,7 @@ export class RrsyncServer {
   /** Refuses one attempt; the limits.maxAuthTries-th failure cuts the connection instead, as sshd does. */
   private refuseAuth(conn: ConnState, ctx: AuthContext, reason: string | undefined): void {
     if (reason !== undefined) conn.authFailure = reason;
+    if (ctx.method === 'publickey') conn.authResult = 'failed';
     conn.authFailures++;
     const max = this.config.limits.maxAuthTries;
     if (conn.authFailures < max) {
