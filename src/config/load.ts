@@ -61,12 +61,26 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError([`${file}: invalid JSON: ${(err as Error).message}`]);
+    throw new ConfigError([describeJsonError(file, text, err as Error)]);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError([`${file}: the top level must be a JSON object`]);
   }
   return data as Record<string, unknown>;
+}
+
+/**
+ * `FILE:LINE:COLUMN: invalid JSON: …` (1-based, like compilers print it) from V8's message, which
+ * gives a character offset ("at position N"); a premature end points past the last character.
+ */
+export function describeJsonError(file: string, text: string, err: Error): string {
+  const at = /\bat position (\d+)/.exec(err.message);
+  const offset = at ? Math.min(Number(at[1]), text.length) : text.length;
+  const before = text.slice(0, offset).split('\n');
+  const line = before.length;
+  const column = before[before.length - 1]!.length + 1;
+  const reason = err.message.replace(/\s*(?:in JSON )?at position \d+(?: \(line \d+ column \d+\))?/, '').trim();
+  return `${file}:${line}:${column}: invalid JSON: ${reason}`;
 }
 
 /** Makes the file's relative paths absolute against the file's directory (only well-typed values). */

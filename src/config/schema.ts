@@ -6,7 +6,10 @@
  */
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { isAbsolute, relative, resolve } from 'node:path';
 import convict from 'convict';
+import { parseChmod } from '../policy/chmod.js';
+import { parseMaxStartups } from '../ssh/front-door.js';
 
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
@@ -24,7 +27,11 @@ export const DEFAULT_ALGORITHMS = {
   ],
   hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
   compress: ['none'],
+  pubkey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'],
 };
+
+/** Client key signature algorithms ssh2 can verify; `ssh-rsa` (SHA-1) and `ssh-dss` only when configured. */
+export const SUPPORTED_PUBKEY_ALGORITHMS = [...DEFAULT_ALGORITHMS.pubkey, 'ssh-rsa', 'ssh-dss'];
 
 export interface TenantLimits {
   maxFileSize?: number;
@@ -65,13 +72,16 @@ export interface ConfigShape {
   root: string;
   authorizedKeys: string[];
   tenants: TenantConfig[];
-  algorithms: { kex: string[]; serverHostKey: string[]; cipher: string[]; hmac: string[]; compress: string[] };
+  algorithms: { kex: string[]; serverHostKey: string[]; cipher: string[]; hmac: string[]; compress: string[]; pubkey: string[] };
   limits: {
     handshakeTimeoutMs: number;
     idleTimeoutMs: number;
     maxConnections: number;
     maxConnectionsPerKey: number;
     maxSessionsPerConnection: number;
+    maxAuthTries: number;
+    maxStartups: string;
+    maxStartupsPerSource: number;
     shutdownGraceMs: number;
     keepaliveIntervalMs: number;
     keepaliveCountMax: number;
@@ -115,6 +125,33 @@ const TENANT_KEYS = new Set([
 const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
 const LIMIT_BOOLS = ['allowDevices', 'allowChown'];
 
+/**
+ * A tenant name is also its default root's last component (`<root>/<name>`) and appears in logs:
+ * one plain path component, no leading dot, no control characters (JSON.stringify shows them escaped).
+ */
+export function tenantNameProblem(name: string): string | undefined {
+  if (name.includes('/')) return `${JSON.stringify(name)} must not contain "/"`;
+  if (name.startsWith('.')) return `${JSON.stringify(name)} must not start with "."`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return `${JSON.stringify(name)} must not contain control characters`;
+  if (name.length > 255) return 'must be at most 255 characters';
+  return undefined;
+}
+
+function escapesBase(rel: string): boolean {
+  const r = relative('/base', resolve('/base', rel));
+  return r === '..' || r.startsWith('../');
+}
+
+function chmodProblem(spec: string): string | undefined {
+  try {
+    parseChmod(spec);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Validates one tenant; returns messages naming the field, e.g. `tenants[0].mode: …`. */
 export function tenantProblems(t: unknown, at: string): string[] {
   if (typeof t !== 'object' || t === null || Array.isArray(t)) return [`${at}: must be an object`];
@@ -122,6 +159,10 @@ export function tenantProblems(t: unknown, at: string): string[] {
   const out: string[] = [];
   for (const k of Object.keys(o)) if (!TENANT_KEYS.has(k)) out.push(`${at}.${k}: unknown setting`);
   if (typeof o.name !== 'string' || o.name === '') out.push(`${at}.name: required, a non-empty string`);
+  else {
+    const bad = tenantNameProblem(o.name);
+    if (bad) out.push(`${at}.name: ${bad}`);
+  }
   for (const k of ['users', 'keys', 'allowOptions', 'denyOptions']) {
     if (o[k] !== undefined && !(Array.isArray(o[k]) && (o[k] as unknown[]).every((s) => typeof s === 'string'))) {
       out.push(`${at}.${k}: must be a list of strings`);
@@ -129,6 +170,9 @@ export function tenantProblems(t: unknown, at: string): string[] {
   }
   for (const k of ['keysFile', 'root']) {
     if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) out.push(`${at}.${k}: must be a non-empty string`);
+  }
+  if (typeof o.root === 'string' && !isAbsolute(o.root) && escapesBase(o.root)) {
+    out.push(`${at}.root: a relative root must stay below the default root (no ".." leading out)`);
   }
   if (o.mode !== undefined && !['rw', 'ro', 'wo'].includes(o.mode as string)) out.push(`${at}.mode: must be one of rw, ro, wo`);
   for (const k of ['noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute']) {
@@ -146,7 +190,8 @@ export function tenantProblems(t: unknown, at: string): string[] {
         } else if (LIMIT_BOOLS.includes(k)) {
           if (typeof l[k] !== 'boolean') out.push(`${at}.limits.${k}: must be true or false`);
         } else if (k === 'incomingChmod') {
-          if (typeof l[k] !== 'string') out.push(`${at}.limits.${k}: must be a string`);
+          const bad = typeof l[k] === 'string' ? chmodProblem(l[k]) : 'must be a string';
+          if (bad) out.push(`${at}.limits.${k}: ${bad}`);
         } else out.push(`${at}.limits.${k}: unknown setting`);
       }
     }
@@ -185,6 +230,13 @@ function addFormats(): void {
     'cipher-list': algorithmList('cipher', ssh2Constants.SUPPORTED_CIPHER!),
     'hmac-list': algorithmList('hmac', ssh2Constants.SUPPORTED_MAC!),
     'compress-list': algorithmList('compression', ssh2Constants.SUPPORTED_COMPRESSION!),
+    'pubkey-list': algorithmList('public key signature', SUPPORTED_PUBKEY_ALGORITHMS),
+    'max-startups': {
+      validate(v: unknown) {
+        if (typeof v !== 'string') throw new Error('must be a string "start:rate:full" or "N"');
+        parseMaxStartups(v);
+      },
+    },
     'positive-int': {
       coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
       validate(v: unknown) {
@@ -243,6 +295,12 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       cipher: { doc: 'Ciphers. The client\'s preference decides among these.', format: 'cipher-list', default: DEFAULT_ALGORITHMS.cipher, env: 'RRSYNCD_CIPHERS' },
       hmac: { doc: 'MACs (used with non-AEAD ciphers).', format: 'hmac-list', default: DEFAULT_ALGORITHMS.hmac, env: 'RRSYNCD_MACS' },
       compress: { doc: 'SSH-level compression; rsync compresses itself (-z), so none by default.', format: 'compress-list', default: DEFAULT_ALGORITHMS.compress, env: 'RRSYNCD_COMPRESSION' },
+      pubkey: {
+        doc: 'Signature algorithms accepted from client keys (like sshd PubkeyAcceptedAlgorithms); ssh-rsa (SHA-1) and ssh-dss only when listed.',
+        format: 'pubkey-list',
+        default: DEFAULT_ALGORITHMS.pubkey,
+        env: 'RRSYNCD_PUBKEY_ALGORITHMS',
+      },
     },
     limits: {
       handshakeTimeoutMs: {
@@ -269,6 +327,24 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         format: 'positive-int',
         default: 10,
         env: 'RRSYNCD_MAX_SESSIONS_PER_CONNECTION',
+      },
+      maxAuthTries: {
+        doc: 'Failed authentication attempts (each refused key counts) before the connection is cut, like sshd MaxAuthTries.',
+        format: 'positive-int',
+        default: 6,
+        env: 'RRSYNCD_MAX_AUTH_TRIES',
+      },
+      maxStartups: {
+        doc: 'Unauthenticated connections, sshd MaxStartups style "start:rate:full": from start on, new ones are dropped with rate% probability, rising to 100% at full; "N" drops everything past N.',
+        format: 'max-startups',
+        default: '20:30:100',
+        env: 'RRSYNCD_MAX_STARTUPS',
+      },
+      maxStartupsPerSource: {
+        doc: 'Unauthenticated connections per source address (IPv6: per /64), like sshd PerSourceMaxStartups; more are dropped.',
+        format: 'positive-int',
+        default: 10,
+        env: 'RRSYNCD_MAX_STARTUPS_PER_SOURCE',
       },
       shutdownGraceMs: {
         doc: 'On SIGTERM, running transfers get this long to finish before they are aborted.',

@@ -18,6 +18,10 @@ import type { HostKey } from './host-keys.js';
 import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
 import { poolOutgoingPackets } from './packet-pool.js';
 import { nativeBinding } from '../native.js';
+import { escapeControlBytes } from '../protocol/message-text.js';
+import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
+import { parseMaxStartups, StartupGate } from './front-door.js';
+import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -44,6 +48,9 @@ interface ConnState {
   client?: Connection;
   user?: string;
   authMethods: string[];
+  /** Authentication requests so far, and how many failed (limits.maxAuthTries). */
+  authAttempts: number;
+  authFailures: number;
   authResult: 'none' | 'ok' | 'failed';
   authFailure?: string;
   entry?: KeyEntry;
@@ -51,6 +58,8 @@ interface ConnState {
   execs: number;
   active: Set<AbortController>;
   handshakeTimer?: NodeJS.Timeout;
+  /** Takes the connection out of the unauthenticated count (StartupGate). */
+  leaveStartup: () => void;
   idleTimer?: NodeJS.Timeout;
   closeReason?: string;
   log: Logger;
@@ -66,6 +75,7 @@ export class RrsyncServer {
   private readonly conns = new Set<ConnState>();
   private readonly perKey = new Map<string, number>();
   private readonly activePerGrant = new Map<string, number>();
+  private readonly startups: StartupGate;
   private nextConnId = 1;
   private draining = false;
 
@@ -74,7 +84,10 @@ export class RrsyncServer {
     this.keyRing = opts.keyRing;
     this.log = opts.log;
     this.runSession = opts.runSession;
+    installSsh2Patches();
     const a = opts.config.algorithms;
+    checkHostKeyAlgorithms(opts.hostKeys, a.serverHostKey);
+    this.startups = new StartupGate(parseMaxStartups(opts.config.limits.maxStartups), opts.config.limits.maxStartupsPerSource);
     this.ssh = new ssh2.Server(
       {
         hostKeys: opts.hostKeys.map((h) => h.text),
@@ -112,6 +125,7 @@ export class RrsyncServer {
   reload(config: Config, keyRing: KeyRing): void {
     this.config = config;
     this.keyRing = keyRing;
+    this.startups.update(parseMaxStartups(config.limits.maxStartups), config.limits.maxStartupsPerSource);
   }
 
   get connectionCount(): number {
@@ -161,6 +175,12 @@ export class RrsyncServer {
       socket.destroy();
       return;
     }
+    const admission = this.startups.admit(socket.remoteAddress ?? '?');
+    if (!admission.ok) {
+      this.log.warn({ event: 'connection', remote: socket.remoteAddress, remotePort: socket.remotePort, auth: 'none', reason: admission.reason }, 'connection dropped');
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const id = this.nextConnId++;
     const conn: ConnState = {
@@ -170,10 +190,13 @@ export class RrsyncServer {
       remotePort: socket.remotePort ?? 0,
       startedAt: Date.now(),
       authMethods: [],
+      authAttempts: 0,
+      authFailures: 0,
       authResult: 'none',
       sessions: 0,
       execs: 0,
       active: new Set(),
+      leaveStartup: admission.leave,
       log: this.log.child({ conn: id }),
     };
     this.conns.add(conn);
@@ -189,6 +212,7 @@ export class RrsyncServer {
   private onSocketClose(conn: ConnState): void {
     clearTimeout(conn.handshakeTimer);
     clearTimeout(conn.idleTimer);
+    conn.leaveStartup();
     for (const ac of conn.active) ac.abort(new Error('connection closed'));
     if (conn.authResult === 'ok' && conn.entry) {
       const n = (this.perKey.get(conn.entry.fingerprint) ?? 1) - 1;
@@ -224,11 +248,14 @@ export class RrsyncServer {
       return;
     }
     conn.client = client;
+    // ssh2 sends its KEXINIT right after this listener returns
+    restrictHostKeyOffer(client, this.config.algorithms.serverHostKey);
     if (!poolOutgoingPackets(client, conn.socket)) conn.log.debug('ssh2 internals changed: outgoing packets not pooled');
     client.on('error', (err: Error) => conn.log.debug({ err: err.message }, 'ssh connection error'));
     client.on('authentication', (ctx) => this.onAuth(conn, ctx));
     client.on('ready', () => {
       clearTimeout(conn.handshakeTimer);
+      conn.leaveStartup();
       conn.log.debug({ user: conn.user, fingerprint: conn.entry?.fingerprint }, 'authenticated');
       this.armIdleTimer(conn);
     });
@@ -256,19 +283,25 @@ export class RrsyncServer {
   }
 
   private onAuth(conn: ConnState, ctx: AuthContext): void {
+    if (conn.authFailures >= this.config.limits.maxAuthTries) return; // being disconnected
     conn.user = ctx.username;
+    conn.authAttempts++;
     if (!conn.authMethods.includes(ctx.method)) conn.authMethods.push(ctx.method);
     if (ctx.method !== 'publickey') {
-      if (ctx.method !== 'none') conn.authFailure = `${ctx.method} authentication is not accepted`;
-      ctx.reject(['publickey']);
+      // as sshd: a client's opening "none" request (asking for the methods) is not a failure
+      if (ctx.method === 'none' && conn.authAttempts === 1) ctx.reject(['publickey']);
+      else this.refuseAuth(conn, ctx, ctx.method === 'none' ? undefined : `${ctx.method} authentication is not accepted`);
+      return;
+    }
+    const algorithm = signatureAlgorithm(ctx.key.algo, ctx.hashAlgo);
+    if (!this.config.algorithms.pubkey.includes(algorithm)) {
+      this.refuseAuth(conn, ctx, `${algorithm} signatures are not accepted`);
       return;
     }
     const decision = this.keyRing.decide(ctx.key.data, ctx.username, conn.remoteAddress);
     if (!decision.ok) {
-      conn.authResult = 'failed';
-      conn.authFailure = decision.reason;
       if (decision.entry) conn.log.warn({ fingerprint: decision.entry.fingerprint, reason: decision.reason }, 'key refused');
-      ctx.reject(['publickey']);
+      this.refuseAuth(conn, ctx, decision.reason);
       return;
     }
     const entry = decision.entry;
@@ -277,16 +310,12 @@ export class RrsyncServer {
       return;
     }
     if (!entry.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) {
-      conn.authResult = 'failed';
-      conn.authFailure = 'bad signature';
-      ctx.reject(['publickey']);
+      this.refuseAuth(conn, ctx, 'bad signature');
       return;
     }
     const open = this.perKey.get(entry.fingerprint) ?? 0;
     if (open >= this.config.limits.maxConnectionsPerKey) {
-      conn.authResult = 'failed';
-      conn.authFailure = `too many connections for key (${open})`;
-      ctx.reject(['publickey']);
+      this.refuseAuth(conn, ctx, `too many connections for key (${open})`);
       return;
     }
     this.perKey.set(entry.fingerprint, open + 1);
@@ -294,6 +323,21 @@ export class RrsyncServer {
     conn.authFailure = undefined;
     conn.entry = entry;
     ctx.accept();
+  }
+
+  /** Refuses one attempt; the limits.maxAuthTries-th failure cuts the connection instead, as sshd does. */
+  private refuseAuth(conn: ConnState, ctx: AuthContext, reason: string | undefined): void {
+    if (reason !== undefined) conn.authFailure = reason;
+    if (ctx.method === 'publickey') conn.authResult = 'failed';
+    conn.authFailures++;
+    const max = this.config.limits.maxAuthTries;
+    if (conn.authFailures < max) {
+      ctx.reject(['publickey']);
+      return;
+    }
+    conn.log.warn({ remote: conn.remoteAddress, user: conn.user, failures: conn.authFailures, last: conn.authFailure }, 'too many authentication failures');
+    conn.authFailure = `too many authentication failures (${conn.authFailures}; last: ${conn.authFailure ?? 'none'})`;
+    this.endConnection(conn, 'too many authentication failures', 'Too many authentication failures');
   }
 
   private onSession(conn: ConnState, session: Session): void {
@@ -329,9 +373,11 @@ export class RrsyncServer {
     conn.idleTimer = setTimeout(() => this.endConnection(conn, 'idle timeout'), this.config.limits.idleTimeoutMs);
   }
 
-  private endConnection(conn: ConnState, reason: string): void {
+  /** Ends a connection; `message` is the disconnect description the client prints. */
+  private endConnection(conn: ConnState, reason: string, message?: string): void {
     conn.closeReason ??= reason;
-    if (conn.client) conn.client.end();
+    if (conn.client && message) disconnectWithMessage(conn.client, message);
+    else if (conn.client) conn.client.end();
     else conn.socket.destroy();
     // a client that never answers the disconnect should not hold the slot
     setTimeout(() => conn.socket.destroy(), 2000).unref();
@@ -341,8 +387,8 @@ export class RrsyncServer {
     const started = performance.now();
     clearTimeout(conn.idleTimer);
     conn.execs++;
-    // ssh2 hands us the command decoded as UTF-8; back to bytes, then one char per byte
-    const commandBytes = Buffer.from(command, 'utf8').toString('latin1');
+    // one char per byte (ssh2-internals.ts keeps ssh2 from decoding it as UTF-8)
+    const commandBytes = command;
     const entry = conn.entry!;
     const record: Record<string, unknown> = {
       event: 'exec',
@@ -367,7 +413,7 @@ export class RrsyncServer {
       } else if (typeof refusal === 'string') {
         record.command = printableBytes(commandBytes);
         record.refused = refusal;
-        await writeAll(channel.stderr, `rrsyncd: ${refusal}\n`, channel);
+        await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: ${refusal}\n`)), channel);
       } else {
         const argv = refusal.argv;
         record.argv = argv.map(printableBytes);
@@ -442,7 +488,7 @@ export class RrsyncServer {
       );
     } catch (err) {
       conn.log.error({ err }, 'engine failed');
-      if (channel.stderr.writable) await writeAll(channel.stderr, `rrsyncd: internal error: ${(err as Error).message}\n`, channel);
+      if (channel.stderr.writable) await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: internal error: ${(err as Error).message}\n`)), channel);
       return { exitCode: EXIT_ENGINE_FAILURE, role: 'none', bytesIn: 0, bytesOut: 0 };
     }
   }
@@ -459,7 +505,7 @@ function findConn(conns: Set<ConnState>, client: Connection, ip: string, port: n
 }
 
 /** Writes text, waiting for 'drain' when write() asks us to. */
-export async function writeAll(w: Writable, text: string, closer: NodeJS.EventEmitter = w): Promise<void> {
+export async function writeAll(w: Writable, text: string | Buffer, closer: NodeJS.EventEmitter = w): Promise<void> {
   if (!w.writable) return;
   if (w.write(text)) return;
   const ac = new AbortController();
