@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, relative, resolve } from 'node:path';
 import convict from 'convict';
 import { parseChmod } from '../policy/chmod.js';
-import { parseMaxStartups } from '../ssh/front-door.js';
+import { parseMaxStartups } from './max-startups.js';
 
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;

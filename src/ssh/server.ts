@@ -20,7 +20,8 @@ import { poolOutgoingPackets } from './packet-pool.js';
 import { nativeBinding } from '../native.js';
 import { escapeControlBytes } from '../protocol/message-text.js';
 import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
-import { parseMaxStartups, StartupGate } from './front-door.js';
+import { StartupGate } from './front-door.js';
+import { parseMaxStartups } from '../config/max-startups.js';
 import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { dropPercent, parseMaxStartups, sourceKey, StartupGate } from '../../src/ssh/front-door.js';
+import { dropPercent, sourceKey, StartupGate } from '../../src/ssh/front-door.js';
+import { parseMaxStartups } from '../../src/config/max-startups.js';
 import { checkHostKeyAlgorithms, signatureAlgorithm } from '../../src/ssh/algorithms.js';
 import { parseExecRequest } from '../../src/ssh/ssh2-internals.js';
 import type { HostKey } from '../../src/ssh/host-keys.js';
