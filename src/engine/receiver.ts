@@ -333,6 +333,10 @@ class Receiver {
   /** The generator's reads (basis sums, --checksum sums); see chunksOf(). */
   private readonly readBuffer = Buffer.allocUnsafe(READ_CHUNK);
   filesTransferred = 0;
+  get deletions(): number {
+    const d = this.deleted;
+    return d.files + d.dirs + d.symlinks + d.devices + d.specials;
+  }
 
   // ---- options that pick a basis, a temp location or a backup (receiver-basis.ts) ----
   /** The reference's cwd: the destination dir (its parent when the destination is one file). */
@@ -2761,5 +2765,6 @@ export async function runReceiver(ctx: SessionContext): Promise<number> {
   const receiver = new Receiver(ctx);
   const code = await receiver.run();
   ctx.log.info({ filesTransferred: receiver.filesTransferred }, 'receiver done');
+  ctx.stats = { files: receiver.filesTransferred, deletions: receiver.deletions };
   return code;
 }
