@@ -72,7 +72,7 @@ async function spawnConsole(channel: ServerChannel, pty: PseudoTtyInfo, info: Ad
       name: pty.term || 'xterm',
       cols: Math.max(1, pty.cols || 80),
       rows: Math.max(1, pty.rows || 24),
-      cwd: opts.cwd,
+      cwd: process.cwd(),
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         HOME: opts.cwd,
