@@ -16,7 +16,7 @@ import { ConfigError, loadConfig, type CliOverrides, type Config, type LoadOptio
 import { buildKeyRing } from './config/keys.js';
 import { createLogSink, type Logger } from './log.js';
 import { buildAdminRing } from './ops/admins.js';
-import { runControlVerb, VerbUsageError } from './ops/cli-verbs.js';
+import { resolveControlSocket, runControlVerb, VerbUsageError } from './ops/cli-verbs.js';
 import { runConsole } from './ops/console.js';
 import { runInit } from './ops/init.js';
 import { Operations } from './ops/operations.js';
@@ -122,7 +122,6 @@ function parseServeArgs(args: string[]): { load: LoadOptions; help: boolean } {
 
 async function consoleVerb(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { socket: { type: 'string' }, config: { type: 'string' } }, strict: true });
-  const { resolveControlSocket } = await import('./ops/cli-verbs.js');
   const idle = Number(process.env.RRSYNCD_CONSOLE_IDLE_MS);
   return runConsole({
     socket: resolveControlSocket(values),

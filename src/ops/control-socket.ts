@@ -105,7 +105,10 @@ function serveClient(sock: Socket, handlers: ControlHandlers, log: Logger): void
     buf += chunk.toString('utf8');
     const nl = buf.indexOf('\n');
     if (nl < 0) {
-      if (buf.length > MAX_REQUEST_BYTES) reply(sock, { ok: false, error: 'request too long' });
+      if (buf.length > MAX_REQUEST_BYTES) {
+        sock.off('data', onData);
+        reply(sock, { ok: false, error: 'request too long' });
+      }
       return;
     }
     sock.off('data', onData);

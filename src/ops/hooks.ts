@@ -19,7 +19,7 @@ export interface AdminSessionInfo {
 export interface ServerHooks {
   /** Running execs, for `rrsyncd sessions` and `kick`. */
   sessions?: SessionRegistry;
-  /** A signed public-key attempt (or the connection limit) failed. */
+  /** A connection closed without authenticating; `reason` is its last refusal. */
   authFailed?(reason: string): void;
   /** After the exec summary record was logged. */
   execEnded?(summary: ExecSummary & Record<string, unknown>): void;

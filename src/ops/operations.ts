@@ -66,17 +66,23 @@ export class Operations {
   /** Starts the control socket and (when configured) the metrics endpoint. */
   async start(server: RrsyncServer): Promise<AddressInfo | undefined> {
     this.server = server;
-    this.control = await ControlSocket.start(
-      controlSocketPath(this.config.stateDir),
-      {
-        sessions: () => this.registry.list(),
-        kick: (sel, reason) => this.registry.kick(sel, reason),
-        reload: () => this.reload(),
-        tenants: () => this.tenants(),
-        follow: (f) => this.opts.logSink.follow(f),
-      },
-      this.log,
-    );
+    const path = controlSocketPath(this.config.stateDir);
+    try {
+      this.control = await ControlSocket.start(
+        path,
+        {
+          sessions: () => this.registry.list(),
+          kick: (sel, reason) => this.registry.kick(sel, reason),
+          reload: () => this.reload(),
+          tenants: () => this.tenants(),
+          follow: (f) => this.opts.logSink.follow(f),
+        },
+        this.log,
+      );
+    } catch (err) {
+      // e.g. a second server on the same state dir: it serves, without sessions/kick/reload
+      this.log.warn({ path, err: (err as Error).message }, 'no control socket');
+    }
     if (!this.config.metrics.listen) return undefined;
     const { server: http, address } = await serveMetrics(this.config.metrics.listen, this.metrics, {
       ready: () => !this.stopping && server.accepting,
