@@ -55,6 +55,9 @@ export interface SessionResult {
   files?: number;
   /** Entries the receiver deleted (--delete), when it ran. */
   deletions?: number;
+  /** Receiver: file data sent by the client, and data copied from basis files. */
+  literalBytes?: number;
+  matchedBytes?: number;
 }
 
 let initialised: Promise<void> | null = null;

@@ -467,6 +467,8 @@ export class RrsyncServer {
       bytesOut: result.bytesOut,
       files: result.files,
       deletions: result.deletions,
+      literalBytes: result.literalBytes,
+      matchedBytes: result.matchedBytes,
       durationMs: Math.round(performance.now() - started),
     };
     this.log.info(summary, 'exec');

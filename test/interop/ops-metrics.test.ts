@@ -51,11 +51,18 @@ t.test('counters move with a real push, a delete and a refusal', async (t) => {
   t.ok(typeof rec.fingerprint === 'string' && typeof rec.durationMs === 'number');
   t.equal(srv.logRecords().filter((l) => l.event === 'exec').length, 1, 'one summary record per exec');
 
+  t.equal(rec.literalBytes, 100_000 + 12, 'all data literal on a first push');
+  t.equal(rec.matchedBytes, 0);
+
   await rm(join(d, 'src', 'c.txt'));
-  const del = await srv.rsync(['-a', '--delete', 'src/', srv.remote('dest/')], { cwd: d });
+  const b = Buffer.alloc(100_000, 7);
+  b[50_000] = 1;
+  await writeFile(join(d, 'src', 'sub', 'b.bin'), b);
+  const del = await srv.rsync(['-a', '--delete', '--no-W', 'src/', srv.remote('dest/')], { cwd: d });
   t.equal(del.code, 0, del.stderr);
   const delRec = await srv.waitForLog((l) => l.event === 'exec' && l.deletions === 1);
-  t.equal(delRec.files, 0);
+  t.equal(delRec.files, 1, 'one file updated');
+  t.ok((delRec.matchedBytes as number) > 90_000 && (delRec.literalBytes as number) < 10_000, `a delta: ${delRec.matchedBytes}/${delRec.literalBytes}`);
 
   const refused = await srv.ssh('ls /');
   t.not(refused.code, 0);
@@ -63,7 +70,7 @@ t.test('counters move with a real push, a delete and a refusal', async (t) => {
 
   const m = (await get(srv, '/metrics')).body;
   t.equal(sample(m, 'rrsyncd_sessions_total{tenant="",role="receiver",result="ok"}'), 2);
-  t.equal(sample(m, 'rrsyncd_files_transferred_total{tenant="",role="receiver"}'), 3);
+  t.equal(sample(m, 'rrsyncd_files_transferred_total{tenant="",role="receiver"}'), 4);
   t.equal(sample(m, 'rrsyncd_deletions_total{tenant=""}'), 1);
   t.ok(sample(m, 'rrsyncd_received_bytes_total{tenant=""}') > 100_000, 'bytes received');
   t.equal(sample(m, 'rrsyncd_refusals_total{reason="command not allowed"}'), 1);
