@@ -31,6 +31,8 @@ t.test('sessions lists a running push and kick ends it cleanly', async (t) => {
   await writeFile(join(d, 'big'), Buffer.alloc(8 << 20, 3));
   await writeFile(join(d, 'upd'), Buffer.alloc(1 << 20, 4));
   await writeFile(join(srv.root, 'upd'), 'old content\n');
+  // being replaced when the kick comes: written to a temp file, which the abort must remove
+  await writeFile(join(srv.root, 'big'), 'old big\n');
 
   const push = srv.rsync(['-a', '--bwlimit=100', 'big', 'upd', srv.remote('')], { cwd: d, timeoutMs: 180_000 });
   const [s] = await waitForSessions(srv, 1);
@@ -53,8 +55,9 @@ t.test('sessions lists a running push and kick ends it cleanly', async (t) => {
   await srv.waitForLog((l) => l.event === 'control' && l.op === 'kick');
 
   const names = await readdir(srv.root);
-  t.same(names.sort(), ['upd'], 'no partial file under a final name and no temp file');
-  t.equal(await readFile(join(srv.root, 'upd'), 'utf8'), 'old content\n', 'the file being replaced is untouched');
+  t.same(names.sort(), ['big', 'upd'], 'no temp file left behind');
+  t.equal(await readFile(join(srv.root, 'big'), 'utf8'), 'old big\n', 'the file being replaced is untouched');
+  t.equal(await readFile(join(srv.root, 'upd'), 'utf8'), 'old content\n');
 
   const none = await runCli(['kick', '--key', s!.fingerprint, '--socket', sockOf(srv)]);
   t.equal(none.code, 1);
