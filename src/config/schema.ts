@@ -87,6 +87,8 @@ export interface ConfigShape {
     keepaliveCountMax: number;
   };
   log: { level: string; destination: string };
+  metrics: { listen: string };
+  admins: { keys: string[]; keysFile: string; shell: string[]; idleTimeoutMs: number };
 }
 
 const splitList = (v: unknown): unknown => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v);
@@ -217,6 +219,17 @@ function addFormats(): void {
       validate(v: unknown) {
         assertStringList(v);
         if (v.some((p) => p === '')) throw new Error('paths must not be empty');
+      },
+    },
+    'string-list': {
+      validate(v: unknown) {
+        assertStringList(v);
+      },
+    },
+    'optional-listen': {
+      validate(v: unknown) {
+        if (typeof v !== 'string') throw new Error('must be HOST:PORT or empty');
+        if (v !== '') parseListenAddress(v);
       },
     },
     'tenant-list': {
@@ -373,6 +386,33 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         env: 'RRSYNCD_LOG_LEVEL',
       },
       destination: { doc: 'stdout, stderr or a file path.', format: String, default: 'stdout', env: 'RRSYNCD_LOG_DESTINATION' },
+    },
+    metrics: {
+      listen: {
+        doc: 'HOST:PORT for the HTTP metrics and health endpoints (/metrics, /healthz, /readyz). Empty: off.',
+        format: 'optional-listen',
+        default: '',
+        env: 'RRSYNCD_METRICS_LISTEN',
+      },
+    },
+    admins: {
+      keys: {
+        doc: 'authorized_keys lines of operator keys: they get the operator console on `ssh -t`, and can never rsync.',
+        format: 'string-list',
+        default: [],
+      },
+      keysFile: { doc: 'An authorized_keys file of operator keys. Empty: none.', format: String, default: '', env: 'RRSYNCD_ADMIN_KEYS_FILE' },
+      shell: {
+        doc: 'argv run on the console PTY instead of `rrsyncd console` (e.g. ["/bin/bash"]). Empty: the console.',
+        format: 'string-list',
+        default: [],
+      },
+      idleTimeoutMs: {
+        doc: 'The console ends after this many ms without input.',
+        format: 'positive-int',
+        default: 900_000,
+        env: 'RRSYNCD_ADMIN_IDLE_TIMEOUT_MS',
+      },
     },
   };
 }

@@ -333,6 +333,13 @@ class Receiver {
   /** The generator's reads (basis sums, --checksum sums); see chunksOf(). */
   private readonly readBuffer = Buffer.allocUnsafe(READ_CHUNK);
   filesTransferred = 0;
+  /** Delta-stream bytes: sent by the client (literal) and copied from the basis (matched). */
+  literalBytes = 0;
+  matchedBytes = 0;
+  get deletions(): number {
+    const d = this.deleted;
+    return d.files + d.dirs + d.symlinks + d.devices + d.specials;
+  }
 
   // ---- options that pick a basis, a temp location or a backup (receiver-basis.ts) ----
   /** The reference's cwd: the destination dir (its parent when the destination is one file). */
@@ -2369,11 +2376,13 @@ class Receiver {
         const t = await this.decoder.next();
         if (t.kind === 'end') break;
         if (t.kind === 'literal') {
+          this.literalBytes += t.data.length;
           hasher.update(t.data);
           out?.write(t.data);
           if (this.currentTemp) this.currentTemp.gotLiteral = true;
         } else {
           const len = t.index === head.count - 1 && head.remainder ? head.remainder : head.blength;
+          this.matchedBytes += len;
           const data = block.subarray(0, len);
           if (window) {
             window.read(data, t.index * head.blength, len);
@@ -2802,5 +2811,6 @@ export async function runReceiver(ctx: SessionContext): Promise<number> {
   const receiver = new Receiver(ctx);
   const code = await receiver.run();
   ctx.log.info({ filesTransferred: receiver.filesTransferred }, 'receiver done');
+  ctx.stats = { files: receiver.filesTransferred, deletions: receiver.deletions, literalBytes: receiver.literalBytes, matchedBytes: receiver.matchedBytes };
   return code;
 }

@@ -53,6 +53,11 @@ export interface SessionResult {
   bytesIn: number;
   bytesOut: number;
   files?: number;
+  /** Entries the receiver deleted (--delete), when it ran. */
+  deletions?: number;
+  /** Receiver: file data sent by the client, and data copied from basis files. */
+  literalBytes?: number;
+  matchedBytes?: number;
 }
 
 let initialised: Promise<void> | null = null;
@@ -103,6 +108,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     role,
     bytesIn: reader.totalRead,
     bytesOut: writer.totalWritten,
+    ...ctx?.stats,
   });
 
   try {
@@ -142,6 +148,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       signal: req.signal,
       ioError: 0,
       hadTransferError: false,
+      stats: {},
     };
     log.info(
       { protocol, compatFlags, checksum: negotiated.xferName, compress: negotiated.compress, role, incRecurse: (compatFlags & CF.INC_RECURSE) !== 0 },

@@ -23,6 +23,10 @@ import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from 
 import { StartupGate } from './front-door.js';
 import { parseMaxStartups } from '../config/max-startups.js';
 import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
+import type { ServerHooks } from '../ops/hooks.js';
+import { keyStillGranted } from '../ops/key-changes.js';
+import { roleOfArgv } from '../ops/sessions.js';
+import { prepareGrantRoot } from '../sandbox/root-dir.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -33,10 +37,14 @@ export interface RrsyncServerOptions {
   log: Logger;
   /** The engine entry; replaceable in tests. Default: engine/session.ts, loaded on first exec. */
   runSession?: RunSession;
+  /** Metrics, the live-session registry and the operator console (src/ops). */
+  hooks?: ServerHooks;
 }
 
 /** rsync's exit code for "error in rsync protocol data stream", used when the engine throws. */
 const EXIT_ENGINE_FAILURE = 12;
+/** The exit status of a kicked session (rsync's RERR_SIGNAL: the server side was told to stop). */
+const EXIT_KICKED = 20;
 /** How long aborted sessions get to wind down after the shutdown deadline before sockets are cut. */
 const ABORT_SETTLE_MS = 3000;
 
@@ -55,6 +63,8 @@ interface ConnState {
   authResult: 'none' | 'ok' | 'failed';
   authFailure?: string;
   entry?: KeyEntry;
+  /** Authenticated with an `admins` key: console only, no rsync. */
+  admin?: boolean;
   sessions: number;
   execs: number;
   active: Set<AbortController>;
@@ -79,6 +89,7 @@ export class RrsyncServer {
   private readonly startups: StartupGate;
   private nextConnId = 1;
   private draining = false;
+  private readonly hooks: ServerHooks;
 
   constructor(opts: RrsyncServerOptions) {
     this.config = opts.config;
@@ -86,6 +97,7 @@ export class RrsyncServer {
     this.log = opts.log;
     this.runSession = opts.runSession;
     installSsh2Patches();
+    this.hooks = opts.hooks ?? {};
     const a = opts.config.algorithms;
     checkHostKeyAlgorithms(opts.hostKeys, a.serverHostKey);
     this.startups = new StartupGate(parseMaxStartups(opts.config.limits.maxStartups), opts.config.limits.maxStartupsPerSource);
@@ -122,11 +134,30 @@ export class RrsyncServer {
     return bound;
   }
 
-  /** New keys and limits; listen addresses, host keys and algorithms need a restart. */
-  reload(config: Config, keyRing: KeyRing): void {
+  /**
+   * New keys and limits; listen addresses, host keys and algorithms need a restart. Connections
+   * whose key was removed or changed are closed (with any transfer they run).
+   */
+  reload(config: Config, keyRing: KeyRing): number {
     this.config = config;
     this.keyRing = keyRing;
     this.startups.update(parseMaxStartups(config.limits.maxStartups), config.limits.maxStartupsPerSource);
+    let closed = 0;
+    for (const c of this.conns) {
+      if (c.authResult !== 'ok' || !c.entry) continue;
+      const ring = c.admin ? this.hooks.adminRing?.() : keyRing;
+      if (!ring || !keyStillGranted(c.entry, ring, c.user ?? '', c.remoteAddress)) {
+        c.log.info({ fingerprint: c.entry.fingerprint }, 'key removed or changed: closing its connection');
+        this.endConnection(c, 'key removed or changed');
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Whether the server is accepting connections (for /readyz). */
+  get accepting(): boolean {
+    return !this.draining && this.listeners.length > 0 && this.listeners.every((l) => l.listening);
   }
 
   get connectionCount(): number {
@@ -221,6 +252,7 @@ export class RrsyncServer {
       else this.perKey.set(conn.entry.fingerprint, n);
     }
     this.conns.delete(conn);
+    if (conn.authResult !== 'ok' && conn.authFailure) this.hooks.authFailed?.(conn.authFailure);
     this.log.info(
       {
         event: 'connection',
@@ -299,7 +331,8 @@ export class RrsyncServer {
       this.refuseAuth(conn, ctx, `${algorithm} signatures are not accepted`);
       return;
     }
-    const decision = this.keyRing.decide(ctx.key.data, ctx.username, conn.remoteAddress);
+    const adminDecision = this.hooks.adminRing?.()?.decide(ctx.key.data, ctx.username, conn.remoteAddress);
+    const decision = adminDecision?.ok ? adminDecision : this.keyRing.decide(ctx.key.data, ctx.username, conn.remoteAddress);
     if (!decision.ok) {
       if (decision.entry) conn.log.warn({ fingerprint: decision.entry.fingerprint, reason: decision.reason }, 'key refused');
       this.refuseAuth(conn, ctx, decision.reason);
@@ -323,6 +356,7 @@ export class RrsyncServer {
     conn.authResult = 'ok';
     conn.authFailure = undefined;
     conn.entry = entry;
+    conn.admin = adminDecision?.ok === true;
     ctx.accept();
   }
 
@@ -342,6 +376,11 @@ export class RrsyncServer {
   }
 
   private onSession(conn: ConnState, session: Session): void {
+    if (conn.admin && conn.entry && this.hooks.adminSession) {
+      clearTimeout(conn.idleTimer);
+      this.hooks.adminSession(session, { conn: conn.id, entry: conn.entry, user: conn.user, address: conn.remoteAddress, log: conn.log });
+      return;
+    }
     const refuse = (what: string) => (_accept: unknown, reject?: () => void) => {
       conn.log.info({ refused: what }, 'session request refused');
       reject?.();
@@ -403,9 +442,20 @@ export class RrsyncServer {
     let result: SessionResult = { exitCode: 1, role: 'none', bytesIn: 0, bytesOut: 0 };
     const ac = new AbortController();
     conn.active.add(ac);
-    channel.once('close', () => ac.abort(new Error('channel closed')));
+    let channelClosed = false;
+    channel.once('close', () => {
+      channelClosed = true;
+      ac.abort(new Error('channel closed'));
+    });
     const grantKey = entry.tenant ? `tenant:${entry.tenant}` : entry.fingerprint;
     let counted = false;
+    const liveId = `${conn.id}.${conn.execs}`;
+    let kicked: string | undefined;
+    const kick = (reason: string) => {
+      if (kicked !== undefined) return;
+      kicked = record.kicked = reason;
+      void this.kickChannel(channel, reason, ac);
+    };
     try {
       const refusal = this.checkCommand(commandBytes);
       if (refusal === 'true') {
@@ -429,6 +479,11 @@ export class RrsyncServer {
         } else {
           this.activePerGrant.set(grantKey, running + 1);
           counted = true;
+          this.hooks.sessions?.add({
+            id: liveId, tenant: entry.tenant, fingerprint: entry.fingerprint, comment: entry.comment, user: conn.user,
+            address: conn.remoteAddress, role: roleOfArgv(argv), argv: record.argv as string[], startedAt: Date.now(),
+            bytes: () => ({ in: conn.socket.bytesRead, out: conn.socket.bytesWritten }), kick,
+          });
           result = await this.runEngine(conn, channel, argv, entry, ac.signal);
         }
       }
@@ -443,24 +498,33 @@ export class RrsyncServer {
         else this.activePerGrant.set(grantKey, n);
       }
       conn.active.delete(ac);
+      this.hooks.sessions?.remove(liveId);
     }
-    // exit-status must precede EOF/CLOSE, which end() sends
-    channel.exit(result.exitCode);
-    channel.end();
-    this.log.info(
-      {
-        ...record,
-        role: result.role,
-        exitCode: result.exitCode,
-        bytesIn: result.bytesIn,
-        bytesOut: result.bytesOut,
-        files: result.files,
-        durationMs: Math.round(performance.now() - started),
-      },
-      'exec',
-    );
-    if (this.draining && conn.active.size === 0) this.endConnection(conn, 'shutdown');
-    else this.armIdleTimer(conn);
+    // exit-status must precede EOF/CLOSE, which end() sends; a kick already sent both
+    if (kicked === undefined) {
+      channel.exit(result.exitCode);
+      channel.end();
+    }
+    const summary = {
+      ...record,
+      keyComment: entry.comment,
+      role: result.role,
+      exitCode: kicked === undefined ? result.exitCode : EXIT_KICKED,
+      bytesIn: result.bytesIn,
+      bytesOut: result.bytesOut,
+      files: result.files,
+      deletions: result.deletions,
+      literalBytes: result.literalBytes,
+      matchedBytes: result.matchedBytes,
+      durationMs: Math.round(performance.now() - started),
+    };
+    this.log.info(summary, 'exec');
+    this.hooks.execEnded?.({ ...summary, refused: record.refused as string | undefined, kicked: kicked !== undefined });
+    if (this.draining && conn.active.size === 0) {
+      // after the client closed the channel: a disconnect before that makes ssh exit 255
+      if (channelClosed) this.endConnection(conn, 'shutdown');
+      else channel.once('close', () => this.endConnection(conn, 'shutdown'));
+    } else this.armIdleTimer(conn);
     // Transfers leave freed Buffers in malloc's heap (80 MiB after 16 concurrent pushes); with
     // nothing running, hand that memory back so the idle server's RSS does not keep the peak.
     if ([...this.conns].every((c) => c.active.size === 0)) nativeBinding?.releaseFreedMemory?.();
@@ -479,7 +543,23 @@ export class RrsyncServer {
     return { argv };
   }
 
+  /** One line on the client's stderr, the exit status, and the channel closed; the engine then sees its input end. */
+  private async kickChannel(channel: ServerChannel, reason: string, ac: AbortController): Promise<void> {
+    await writeAll(channel.stderr, `rrsyncd: ${reason}\n`, channel);
+    await flushWritable(channel.stderr, channel, 2000);
+    channel.exit(EXIT_KICKED);
+    // close(), not end(): the engine may still write, and a write after end() would throw
+    channel.close();
+    ac.abort(new Error(reason));
+  }
+
   private async runEngine(conn: ConnState, channel: ServerChannel, argv: string[], entry: KeyEntry, signal: AbortSignal): Promise<SessionResult> {
+    const rootProblem = prepareGrantRoot(entry.grant!, entry.tenant !== undefined);
+    if (rootProblem) {
+      conn.log.error({ root: entry.grant!.root, problem: rootProblem }, 'root not usable');
+      await writeAll(channel.stderr, 'rrsyncd error: the directory this key is confined to is not available (see the server log)\n', channel);
+      return { exitCode: 3, role: 'none', bytesIn: 0, bytesOut: 0 };
+    }
     try {
       // loaded lazily so that the front door keeps working (and refusing) even if the engine cannot load
       this.runSession ??= (await import('../engine/session.js')).runRsyncSession;
