@@ -3,6 +3,7 @@
  *   rrsyncd serve [--config FILE] [--listen HOST:PORT] [--host-key FILE] [--authorized-keys FILE] [--root DIR]
  *   rrsyncd check-config [--config FILE] (accepts the serve flags too)
  *   rrsyncd keygen --host-key FILE
+ *   rrsyncd relay [OPTIONS] SRCHOST:PATH DSTHOST:PATH (src/relay)
  *   rrsyncd --help | --version
  */
 // First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
@@ -23,6 +24,8 @@ const USAGE = `usage:
                 [--authorized-keys FILE] [--root DIR]
   rrsyncd check-config [--config FILE]   validate; print problems with their source; exit 1 on error
   rrsyncd keygen --host-key FILE         create an ed25519 host key, print its SHA256 fingerprint
+  rrsyncd relay [OPTIONS] [USER@]SRCHOST:PATH [USER@]DSTHOST:PATH
+                                         rsync between two remote hosts through this machine
   rrsyncd --help | --version
 
 --listen, --host-key and --authorized-keys may be repeated. Settings come from the schema
@@ -62,6 +65,8 @@ export async function main(argv: string[]): Promise<number> {
         return checkConfig(rest);
       case 'keygen':
         return keygen(rest);
+      case 'relay':
+        return await (await import('./relay/relay.js')).runRelay(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
