@@ -44,7 +44,8 @@ export interface RelayOptions {
   stats: boolean;
   progress: boolean;
   filters: FilterRuleText[];
-  rsh: string[];
+  srcRsh: string[];
+  dstRsh: string[];
   srcRsyncPath: string;
   dstRsyncPath: string;
   src: RemoteSpec;
@@ -111,7 +112,7 @@ const LONG_FLAGS: Record<string, (o: RelayOptions) => void> = {
   progress: (o) => void (o.progress = true),
 };
 
-const VALUED = new Set(['rsh', 'rsync-path', 'src-rsync-path', 'dst-rsync-path', 'exclude', 'include', 'filter']);
+const VALUED = new Set(['rsh', 'src-rsh', 'dst-rsh', 'rsync-path', 'src-rsync-path', 'dst-rsync-path', 'exclude', 'include', 'filter']);
 const SHORT_VALUED: Record<string, string> = { e: 'rsh', f: 'filter' };
 
 function defaults(): Omit<RelayOptions, 'src' | 'dst'> {
@@ -139,7 +140,8 @@ function defaults(): Omit<RelayOptions, 'src' | 'dst'> {
     stats: false,
     progress: false,
     filters: [],
-    rsh: ['ssh'],
+    srcRsh: ['ssh'],
+    dstRsh: ['ssh'],
     srcRsyncPath: 'rsync',
     dstRsyncPath: 'rsync',
   };
@@ -166,11 +168,22 @@ export function parseFilterText(rule: string): FilterRuleText {
   return { action, pattern: m[2]! };
 }
 
+function rshWords(value: string): string[] {
+  const words = splitShellWords(value);
+  if (words.length === 0) throw new RelayUsageError('rrsyncd relay: empty remote shell command');
+  return words;
+}
+
 function applyValued(o: Omit<RelayOptions, 'src' | 'dst'>, name: string, value: string): void {
   switch (name) {
     case 'rsh':
-      o.rsh = splitShellWords(value);
-      if (o.rsh.length === 0) throw new RelayUsageError('rrsyncd relay: empty --rsh');
+      o.srcRsh = o.dstRsh = rshWords(value);
+      break;
+    case 'src-rsh':
+      o.srcRsh = rshWords(value);
+      break;
+    case 'dst-rsh':
+      o.dstRsh = rshWords(value);
       break;
     case 'rsync-path':
       o.srcRsyncPath = o.dstRsyncPath = value;
@@ -314,7 +327,7 @@ export function serverArgs(o: RelayOptions, role: SideRole, seed: number): strin
 export function remoteCommand(o: RelayOptions, role: SideRole, seed: number): string[] {
   const spec = role === 'source' ? o.src : o.dst;
   const rsyncPath = role === 'source' ? o.srcRsyncPath : o.dstRsyncPath;
-  const words = [...o.rsh];
+  const words = [...(role === 'source' ? o.srcRsh : o.dstRsh)];
   if (spec.user !== undefined) words.push('-l', spec.user);
   words.push(spec.host, rsyncPath, ...serverArgs(o, role, seed).map(shellQuote));
   return words;
@@ -330,5 +343,6 @@ and relays between them (nothing is written locally; delta transfer is preserved
   --delete --delete-before|-during|-after|-delay --delete-excluded
   --exclude=PAT --include=PAT -f/--filter=RULE   (+ - P R H S and dir-merge rules)
   -e/--rsh=COMMAND                              remote shell (default ssh)
+  --src-rsh=COMMAND, --dst-rsh=COMMAND          remote shell for one side only
   --rsync-path=PROGRAM, --src-rsync-path=…, --dst-rsync-path=…
 `;

@@ -61,12 +61,12 @@ export function rulesFor(o: RelayOptions, role: 'source' | 'destination', protoc
 }
 
 async function handshake(src: Side, dst: Side, o: RelayOptions): Promise<Negotiated> {
-  const [vs, vd] = await Promise.all([src.readVersion(), dst.readVersion()]);
+  const [vs, vd] = await Promise.all([bySide(src, src.readVersion()), bySide(dst, dst.readVersion())]);
   const [os, od] = chooseOffers(vs, vd, RELAY_MAX_PROTOCOL);
-  await Promise.all([src.sendVersion(os, o.compress), dst.sendVersion(od, o.compress)]);
+  await Promise.all([bySide(src, src.sendVersion(os, o.compress)), bySide(dst, dst.sendVersion(od, o.compress))]);
   const [cs, cd] = chooseChecksumNames(src, dst);
   const comp = o.compress ? chooseCompression(src, dst) : undefined;
-  await Promise.all([src.finishHandshake(cs, comp?.send[0]), dst.finishHandshake(cd, comp?.send[1])]);
+  await Promise.all([bySide(src, src.finishHandshake(cs, comp?.send[0])), bySide(dst, dst.finishHandshake(cd, comp?.send[1]))]);
   const sums: [ChecksumSpec, ChecksumSpec] = [checksumSpecFor(src, cs), checksumSpecFor(dst, cd)];
   const compress: [CompressName, CompressName] = comp ? comp.use : ['none', 'none'];
   const mode = o.wholeFile ? 'whole' : chooseTokenMode(sums, compress, [src.protocol, dst.protocol]);
