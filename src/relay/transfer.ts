@@ -73,9 +73,16 @@ export class Transfer {
     if (s.o.progress) this.progress = new Progress(s.term);
   }
 
-  /** Runs both directions; each loop's failure is tagged with the side it was reading. */
+  /**
+   * Runs both directions. A source whose file list is empty exits right after it (as rsync's
+   * server sender does): the relay then ends the destination's phases on its own.
+   */
   run(): [Promise<void>, Promise<void>] {
-    return [this.requests(), this.answers()];
+    if (this.s.list.srcSorted.length === 0) {
+      this.markE2Written();
+      return [this.requests(true), Promise.resolve()];
+    }
+    return [this.requests(false), this.answers()];
   }
 
   // ---- source messages that concern the transfer ----
@@ -93,10 +100,11 @@ export class Transfer {
 
   // ---- destination -> source ----
 
-  private async requests(): Promise<void> {
+  private async requests(sourceDone: boolean): Promise<void> {
     const { src, dst } = this.s;
     const r = dst.reader;
-    const w = src.writer;
+    // Without a source, our end-of-phase echoes go straight back to the destination.
+    const w = sourceDone ? dst.writer : src.writer;
     let phase = 0;
     while (phase < 2) {
       const ndx = await r.readNdx();
@@ -104,7 +112,7 @@ export class Transfer {
         phase++;
         w.ndx(NDX_DONE);
         // The source ends its phases at 2 (protocol >= 29); the destination's later ones are ours.
-        if (phase === 2 && src.protocol >= 29) w.ndx(NDX_DONE);
+        if (phase === 2 && src.protocol >= 29 && !sourceDone) w.ndx(NDX_DONE);
         w.flush();
         continue;
       }
