@@ -70,9 +70,12 @@ class RawPlainRelay implements TokenRelay {
   }
 }
 
-/** rsync token.c framing: flag byte, then a 14-bit data count, a token number or a run. */
+/**
+ * rsync token.c framing: flag byte, then a 14-bit data count, a token number or a run. Relative
+ * tokens count from the last block of the previous run (0 at the start of a file).
+ */
 class RawCompressedRelay implements TokenRelay {
-  private lastToken = -1;
+  private lastRunEnd = 0;
 
   constructor(
     private readonly r: ProtocolReader,
@@ -82,7 +85,7 @@ class RawCompressedRelay implements TokenRelay {
   async forward(head: SumHead, tally: FileTally, onData: () => void): Promise<void> {
     const r = this.r;
     const w = this.w;
-    this.lastToken = -1;
+    this.lastRunEnd = 0;
     for (;;) {
       const flag = await r.readU8();
       w.u8(flag);
@@ -103,12 +106,12 @@ class RawCompressedRelay implements TokenRelay {
         w.i32(token);
         if (flag === TOKENRUN_LONG) run = await this.readRun();
       } else {
-        token = this.lastToken + 1 + (flag & 0x3f);
+        token = this.lastRunEnd + (flag & 0x3f);
         if ((flag & 0xc0) === TOKENRUN_REL) run = await this.readRun();
         else if ((flag & 0xc0) !== TOKEN_REL) throw new ProtocolError(`invalid token flag 0x${flag.toString(16)} from the source`);
       }
       countMatch(head, tally, token, run + 1);
-      this.lastToken = token + run;
+      this.lastRunEnd = token + run;
       onData();
     }
   }
