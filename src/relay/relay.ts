@@ -176,7 +176,7 @@ export async function runRelay(argv: string[], term: Terminal = processTerminal(
   }
   await Promise.all([initChecksums(), initCompression()]);
   const seed = randomInt(1, 0x7fffffff);
-  const stderr = { write: (b: Buffer): boolean => (term.err(b.toString('latin1')), true) } as unknown as NodeJS.WritableStream;
+  const stderr = (b: Buffer): void => term.err(b.toString('latin1'));
   const src = new Side('source', remoteCommand(o, 'source', seed), stderr);
   const dst = new Side('destination', remoteCommand(o, 'destination', seed), stderr);
   let transfer: Transfer | undefined;

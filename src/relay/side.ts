@@ -39,7 +39,7 @@ export class Side {
   constructor(
     readonly role: SideRole,
     command: string[],
-    stderr: NodeJS.WritableStream,
+    stderr: (chunk: Buffer) => void,
   ) {
     this.proc = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
@@ -52,7 +52,7 @@ export class Side {
     this.proc.stdin!.on('error', () => {
       this.stdinClosed = true;
     });
-    this.proc.stderr!.on('data', (chunk: Buffer) => stderr.write(chunk));
+    this.proc.stderr!.on('data', stderr);
     this.reader = new ProtocolReader(this.proc.stdout!);
     this.writer = new ProtocolWriter(this.proc.stdin!);
     this.reader.onStarve = () => this.writer.flush();
@@ -118,17 +118,26 @@ export class Side {
     this.proc.stdin!.end();
   }
 
-  /** Ends the side: EOF first, then SIGTERM if it has not gone after `graceMs`. */
+  /** Ends the side: EOF first, then SIGTERM if it has not gone after `graceMs`, then SIGKILL. */
   async shutdown(graceMs: number): Promise<SideExit> {
     this.closeInput();
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const done = await this.exitWithin(graceMs);
+      if (done) return done;
+      this.proc.kill(signal);
+    }
+    return this.exited;
+  }
+
+  private async exitWithin(ms: number): Promise<SideExit | null> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<null>((r) => {
-      timer = setTimeout(() => r(null), graceMs);
+      timer = setTimeout(() => r(null), ms);
     });
-    const done = await Promise.race([this.exited, late]);
-    clearTimeout(timer);
-    if (done) return done;
-    this.proc.kill('SIGTERM');
-    return this.exited;
+    try {
+      return await Promise.race([this.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
