@@ -24,6 +24,8 @@ export class Side {
   readonly reader: ProtocolReader;
   readonly writer: ProtocolWriter;
   readonly exited: Promise<SideExit>;
+  /** All of the side's output was read (or its streams were destroyed). */
+  private readonly closed: Promise<void>;
   /** The version the server announced (capped to ours). */
   remoteVersion = 0;
   protocol = 0;
@@ -47,8 +49,9 @@ export class Side {
         this.failure ??= `${this.role}: cannot run ${command[0]}: ${err.message}`;
         resolve({ code: 127, signal: null });
       });
-      this.proc.once('close', (code, signal) => resolve({ code: code ?? 255, signal }));
+      this.proc.once('exit', (code, signal) => resolve({ code: code ?? 255, signal }));
     });
+    this.closed = new Promise((resolve) => this.proc.once('close', () => resolve()));
     this.proc.stdin!.on('error', () => {
       this.stdinClosed = true;
     });
@@ -121,23 +124,31 @@ export class Side {
   /** Ends the side: EOF first, then SIGTERM if it has not gone after `graceMs`, then SIGKILL. */
   async shutdown(graceMs: number): Promise<SideExit> {
     this.closeInput();
+    // Keep reading (and discarding) so a side blocked writing to us can see the EOF and exit.
+    void this.reader.drainUntilEof(graceMs).catch(() => undefined);
+    let exit: SideExit | null = null;
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const done = await this.exitWithin(graceMs);
-      if (done) return done;
+      exit = await within(this.exited, graceMs);
+      if (exit) break;
       this.proc.kill(signal);
     }
-    return this.exited;
+    exit ??= await this.exited;
+    // Its last stderr lines may still be in the pipe; then the fds go, whatever is left.
+    await within(this.closed, 1000);
+    this.proc.stdout!.destroy();
+    this.proc.stderr!.destroy();
+    return exit;
   }
+}
 
-  private async exitWithin(ms: number): Promise<SideExit | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<null>((r) => {
-      timer = setTimeout(() => r(null), ms);
-    });
-    try {
-      return await Promise.race([this.exited, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((r) => {
+    timer = setTimeout(() => r(null), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
