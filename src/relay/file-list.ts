@@ -64,17 +64,11 @@ export function summarize(entries: FileEntry[]): ListSummary {
   return s;
 }
 
-/** Protocol < 30 carries (dev, ino) pairs for hard links; newer lists carry the group leader. */
-function adaptHardLinks(e: FileEntry, toProtocol: number): void {
-  if (toProtocol < 30 && e.hlinkGroup !== undefined && e.dev === undefined) {
-    e.dev = 1;
-    e.ino = e.hlinkGroup + 1;
-  }
-}
-
 /**
  * Reads the whole list from `src` (entries, id lists, protocol < 30 trailing io_error) and writes
- * it to `dst`. `sameFileSums`: the --checksum sums mean the same on both sides (else they are
+ * it to `dst`. Hard links: a list read at >= 30 (leader indexes) is only ever written at >= 30
+ * (chooseOffers keeps both sides on the same side of 30), one read below 30 carries (dev, ino)
+ * pairs, which the writer turns into leader indexes when needed. `sameFileSums`: the --checksum sums mean the same on both sides (else they are
  * sent as zeros, and the destination transfers every file it cannot tell apart).
  */
 export async function relayFileList(src: Side, dst: Side, srcOpts: FlistOptions, dstOpts: FlistOptions, sameFileSums: boolean): Promise<RelayedList> {
@@ -91,7 +85,6 @@ export async function relayFileList(src: Side, dst: Side, srcOpts: FlistOptions,
   const writer = new FlistWriter(dstOpts);
   const dstEntries = entries.map((e) => ({ ...e }));
   for (const e of dstEntries) {
-    adaptHardLinks(e, dst.protocol);
     if (!sameFileSums) e.checksum = undefined;
     writer.writeEntry(w, e);
     await w.writable();

@@ -35,9 +35,10 @@ t.test('--delete-excluded removes excluded files too; -i shows *deleting', async
   await buildTree(c.src, SRC);
   await seedBoth(c, OLD);
   const args = ['-a', '--delete-excluded', '--exclude=*.o', '-i'];
-  const r = await relay([...args, ...STOCK, `x:${c.src}/`, `y:${c.dst}/`]);
+  const r = await relay([...args, '--stats', ...STOCK, `x:${c.src}/`, `y:${c.dst}/`]);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^\*deleting +old\.o$/m);
+  t.match(r.stdout, /^Number of deleted files: 5 \(reg: 4, dir: 1\)$/m);
   await sameAsLocal(t, c, args);
 });
 
