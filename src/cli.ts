@@ -4,6 +4,7 @@
  *   rrsyncd check-config [--config FILE] (accepts the serve flags too)
  *   rrsyncd keygen --host-key FILE
  *   rrsyncd init | sessions | kick | reload | console (src/ops)
+ *   rrsyncd relay [OPTIONS] SRCHOST:PATH DSTHOST:PATH (src/relay)
  *   rrsyncd --help | --version
  */
 // First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
@@ -35,6 +36,8 @@ const USAGE = `usage:
   rrsyncd kick ID | --key FP | --tenant NAME   end sessions
   rrsyncd reload                         reload the server's configuration (validated first)
   rrsyncd console                        the operator console (admin keys get it over ssh -t)
+  rrsyncd relay [OPTIONS] [USER@]SRCHOST:PATH [USER@]DSTHOST:PATH
+                                         rsync between two remote hosts through this machine
   rrsyncd --help | --version
 
 sessions, kick, reload and console find the server by --socket PATH, $RRSYNCD_CONTROL_SOCKET, or
@@ -86,6 +89,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runControlVerb(command, rest);
       case 'console':
         return await consoleVerb(rest);
+      case 'relay':
+        return await (await import('./relay/relay.js')).runRelay(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
