@@ -15,7 +15,8 @@
 import type { ServerOptions } from '../policy/server-options.js';
 import { confinePath } from '../policy/paths.js';
 import { ExitCode, RsyncError } from '../protocol/errors.js';
-import { isDir, XMIT, type FileEntry } from '../protocol/flist.js';
+import { isDir, type FileEntry } from '../protocol/flist/entry.js';
+import { XMIT } from '../protocol/flist/xmit.js';
 import { SandboxError, isUnsafeSymlink, unmungeSymlink, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
 import type { FilterSet } from './filter-match.js';
 import { IOERR, type SessionContext } from './context.js';

@@ -17,7 +17,7 @@ import { defaultGrant } from '../../src/policy/grant.js';
 import { ProtocolWriter } from '../../src/protocol/output.js';
 import { ProtocolReader } from '../../src/protocol/input.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
-import { isDir, isRegular, isSymlink } from '../../src/protocol/flist.js';
+import { isDir, isRegular, isSymlink } from '../../src/protocol/flist/entry.js';
 import { SenderWalker, resolveInRoot, physOf, type SEntry } from '../../src/engine/sender-walk.js';
 import type { SessionContext } from '../../src/engine/context.js';
 import type { ServerOptions } from '../../src/policy/server-options.js';
