@@ -14,12 +14,12 @@
  */
 import type { ServerOptions } from '../policy/server-options.js';
 import { confinePath } from '../policy/paths.js';
-import { ExitCode, RsyncError } from '../protocol/errors.js';
+import { ExitCode, IOERR, RsyncError } from '../protocol/errors.js';
 import { isDir, type FileEntry } from '../protocol/flist/entry.js';
 import { XMIT } from '../protocol/flist/xmit.js';
 import { SandboxError, isUnsafeSymlink, unmungeSymlink, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
 import type { FilterSet } from './filter-match.js';
-import { IOERR, type SessionContext } from './context.js';
+import type { SessionContext } from './context.js';
 import { sendInfo, sendTransferError, sendWarning } from './messages.js';
 import { joinRel, printable } from './relpath.js';
 

@@ -9,7 +9,7 @@
  * memory stays flat however large the tree is.
  */
 import type { ServerOptions } from '../policy/server-options.js';
-import { ExitCode, ProtocolError, RsyncError } from '../protocol/errors.js';
+import { ExitCode, IOERR, ProtocolError, RsyncError } from '../protocol/errors.js';
 import { createFileListHasher, createTransferHasher, digestLength } from '../protocol/checksum.js';
 import { readFilterList, type FilterRule } from '../protocol/filter.js';
 import { FlistWriter } from '../protocol/flist/flist-writer.js';
@@ -24,8 +24,8 @@ import { localIds } from '../sandbox/idmap.js';
 import { DeltaMatcher } from './delta.js';
 import { IoTimeout } from './io-timeout.js';
 import { FilterSet } from './filter-match.js';
-import { IOERR, incRecurse, flistOptionsFor, type SessionContext } from './context.js';
-import { ITEM } from './itemize.js';
+import { incRecurse, flistOptionsFor, type SessionContext } from './context.js';
+import { ITEM } from '../protocol/itemize.js';
 import { installMessageHandler, sendInfo, sendTransferError, sendWarning } from './messages.js';
 import { yieldToLoop } from './notifier.js';
 import { dirOf, joinRel, printable } from './relpath.js';

@@ -2,15 +2,13 @@
  * Reading file lists (rsync's flist.c recv_file_entry / recv_file_list, protocols 27-32): every
  * flag, length and id checked against the session's dialect before use.
  */
-import { ProtocolError, ExitCode } from '../errors.js';
+import { ProtocolError, ExitCode, IOERR_MASK } from '../errors.js';
 import type { ProtocolReader } from '../input.js';
 import { readIdList, readIdName } from '../idlist.js';
 import { isKnownFileType } from '../file-mode.js';
 import { MAX_PATH_BYTES, MAX_WIRE_NSEC, isDevice, isDir, isRegular, isSymlink, type FileEntry, type FlistOptions } from './entry.js';
 import { checkReceivedName, unsafePath } from './names.js';
 import { XMIT, freshPrev, sendsRdev, unpackRdev32 } from './xmit.js';
-
-const IOERR_VALID_MASK = 0x7;
 
 function dirnameOf(name: string): string {
   const i = name.lastIndexOf('/');
@@ -64,7 +62,7 @@ export class FlistReader {
     const entries: FileEntry[] = [];
     for (;;) {
       const flags = await this.readFlags(r);
-      if (flags.end) return { entries, ioError: flags.ioError & IOERR_VALID_MASK };
+      if (flags.end) return { entries, ioError: flags.ioError & IOERR_MASK };
       const e = await this.readEntry(r, flags.xflags, ndxStart, entries, lookupArrival);
       if (expectDir !== undefined && dirnameOf(e.name) !== expectDir && !(e.name === '.' && expectDir === '')) {
         throw new ProtocolError(`ABORTING due to invalid path from sender: ${e.name}`, ExitCode.UNSUPPORTED);
@@ -361,6 +359,6 @@ export class FlistReader {
   }
 
   async readTrailingIoError(r: ProtocolReader): Promise<number> {
-    return (await r.readI32()) & IOERR_VALID_MASK;
+    return (await r.readI32()) & IOERR_MASK;
   }
 }
