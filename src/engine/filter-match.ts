@@ -15,10 +15,11 @@ import {
   mergeNameEscapes,
   NO_TEMPLATE,
   parseRuleWithTemplate,
-  printable,
   type FilterRule,
   type RuleTemplate,
 } from '../protocol/filter.js';
+import { quoted } from '../printable.js';
+import { dirOf, joinRel } from './relpath.js';
 
 export type MergeFileReader = (dirRel: string, fileName: string) => Buffer | null;
 
@@ -453,15 +454,6 @@ function baseName(path: string): string {
   return i < 0 ? path : path.slice(i + 1);
 }
 
-function dirName(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i < 0 ? '' : path.slice(0, i);
-}
-
-function joinRel(dir: string, name: string): string {
-  return dir === '' ? name : `${dir}/${name}`;
-}
-
 /** Normalises a directory path relative to the transfer root: no leading "./" or '/', no trailing '/'. */
 function normalizeDir(dirRel: string): string {
   let d = dirRel;
@@ -531,7 +523,7 @@ export class FilterSet {
   private dirFilterFor(dir: string): DirFilterImpl {
     const cached = this.cache.get(dir);
     if (cached) return cached;
-    const parentState = dir === '' ? null : this.dirFilterFor(dirName(dir)).state;
+    const parentState = dir === '' ? null : this.dirFilterFor(dirOf(dir)).state;
     this.buildRules = 0;
     const state: DirState = new Map();
     const activeNames = new Set<string>();
@@ -565,7 +557,7 @@ export class FilterSet {
     state.set(slot, { local: [], parent: inherited }); // placeholder against cycles
     // Anchored rules of a per-directory file anchor at its directory.
     const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames };
-    const shown = slot.nameFromFile ? HIDDEN_NAME : `"${printable(joinRel(dir, slot.fileName))}"`;
+    const shown = slot.nameFromFile ? HIDDEN_NAME : quoted(joinRel(dir, slot.fileName));
     const { entries, cleared } = this.readRules(dir, slot.fileName, slot.template, shown, content, false);
     const list: MergeList =
       entries.length === 0 && !cleared ? (inherited ?? EMPTY_LIST) : { local: entries, parent: cleared ? null : inherited };
@@ -673,7 +665,7 @@ export class FilterSet {
 
   private addMergeRule(list: Entry[], rule: FilterRule, src: Source): void {
     if (mergeNameEscapes(rule.pattern, rule.action)) {
-      const shown = src.fromFile ? HIDDEN_NAME : `"${printable(rule.pattern)}"`;
+      const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
       throw new ProtocolError(`rrsyncd: filter merge file ${shown} is outside the transfer`, ExitCode.SYNTAX);
     }
     if (src.depth >= MAX_MERGE_DEPTH) {
@@ -710,7 +702,7 @@ export class FilterSet {
     if (fileName === undefined) throw new ProtocolError('rrsyncd: empty filter merge file name', ExitCode.SYNTAX);
     // Anchored rules of a ". FILE" anchor at the transfer root (no XFLG_ANCHORED2ABS in the reference).
     const content: Source = { ...src, fromFile: true, anchorDir: '', depth: src.depth + 1 };
-    const shown = src.fromFile ? HIDDEN_NAME : `"${printable(rule.pattern)}"`;
+    const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
     const { entries, cleared } = this.readRules(clean.join('/'), fileName, template, shown, content, true);
     if (cleared) list.length = 0;
     for (const e of entries) list.push(e);

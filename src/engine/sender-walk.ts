@@ -17,26 +17,19 @@ import { confinePath } from '../policy/paths.js';
 import { ExitCode, IOERR, RsyncError } from '../protocol/errors.js';
 import { isDir, type FileEntry } from '../protocol/flist/entry.js';
 import { XMIT } from '../protocol/flist/xmit.js';
+import { FORMAT_OF_TYPE } from '../protocol/file-mode.js';
+import { errnoText, errorText } from '../sandbox/errors.js';
 import { SandboxError, isUnsafeSymlink, unmungeSymlink, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
 import type { FilterSet } from './filter-match.js';
 import type { SessionContext } from './context.js';
 import { sendInfo, sendTransferError, sendWarning } from './messages.js';
-import { joinRel, printable } from './relpath.js';
+import { joinRel } from './relpath.js';
+import { printable } from '../printable.js';
 
 /** Longest name we put in a list (the reference's MAXPATHLEN - 1). */
 const MAX_NAME = 4095;
 /** Symlinks followed while resolving one path (Linux's MAXSYMLINKS). */
 const MAX_LINK_HOPS = 40;
-
-const TYPE_BITS: Record<string, number> = {
-  file: 0o100000,
-  dir: 0o040000,
-  symlink: 0o120000,
-  chr: 0o020000,
-  blk: 0o060000,
-  fifo: 0o010000,
-  sock: 0o140000,
-};
 
 export const enum NameType {
   Normal,
@@ -228,11 +221,6 @@ export class SenderWalker {
     sendWarning(this.ctx, `file has vanished: "${printable(name)}"`);
   }
 
-  private errText(err: unknown): string {
-    if (err instanceof SandboxError) return describeCode(err.code);
-    return err instanceof Error ? err.message : String(err);
-  }
-
   // ---- stat with the symlink options ---------------------------------------------------------
 
   /**
@@ -260,7 +248,7 @@ export class SenderWalker {
         if (r.kind !== 'ok' || r.st.type !== 'dir') return 'missing';
         return this.statEntry(name, joinRel(r.rel, phys.slice(slash + 1)), flags);
       }
-      this.error(`readlink_stat("${printable(name)}") failed: ${this.errText(err)}`);
+      this.error(`readlink_stat("${printable(name)}") failed: ${errorText(err)}`);
       return 'error';
     }
     if (!lst) return 'missing';
@@ -270,7 +258,7 @@ export class SenderWalker {
       target = this.sandbox.readlink(phys);
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'ENOENT') return 'missing';
-      this.error(`readlink_stat("${printable(name)}") failed: ${this.errText(err)}`);
+      this.error(`readlink_stat("${printable(name)}") failed: ${errorText(err)}`);
       return 'error';
     }
     if (this.o.mungeLinks) target = unmungeSymlink(target);
@@ -375,7 +363,7 @@ export class SenderWalker {
     const dir = st.type === 'dir';
     const e: SEntry = {
       name,
-      mode: st.mode === 0 ? 0 : (st.mode & 0o7777) | TYPE_BITS[st.type],
+      mode: st.mode === 0 ? 0 : (st.mode & 0o7777) | FORMAT_OF_TYPE[st.type],
       size: st.type === 'file' || st.type === 'symlink' || st.type === 'dir' ? st.size : 0,
       mtime: st.mtimeSec,
       mtimeNsec: this.proto >= 31 ? st.mtimeNsec : 0,
@@ -436,7 +424,7 @@ export class SenderWalker {
       names = this.sandbox.readdir(dirPhys);
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'ENOENT') this.vanished(joinRel(dir.base, dir.name));
-      else this.error(`opendir "${printable(joinRel(dir.base, dir.name))}" failed: ${this.errText(err)}`);
+      else this.error(`opendir "${printable(joinRel(dir.base, dir.name))}" failed: ${errorText(err)}`);
       return;
     }
     const start = out.length;
@@ -503,7 +491,7 @@ export class SenderWalker {
     if (base !== '') {
       const r = this.resolveCached(base);
       if (r === null) {
-        this.error(`change_dir "${printable(base)}" failed: No such file or directory (2)`, false);
+        this.error(`change_dir "${printable(base)}" failed: ${errnoText('ENOENT')}`, false);
         return;
       }
       basePhys = r;
@@ -530,7 +518,7 @@ export class SenderWalker {
         st = zeroStat();
       } else {
         // ENOENT is not an io_error in rsync (deletions still happen); the exit code is 23.
-        this.error(`link_stat "${printable(joinRel(base, fn))}" failed: No such file or directory (2)`, false);
+        this.error(`link_stat "${printable(joinRel(base, fn))}" failed: ${errnoText('ENOENT')}`, false);
         return;
       }
     } else {
@@ -540,7 +528,7 @@ export class SenderWalker {
     if (fn === '.' && st.mode !== 0 && st.type !== 'dir') {
       // The transfer root "." must be a directory (receivers reject anything else, CVE-2026-70459);
       // e.g. `d/` whose d was swapped for a symlink out of the root after it was resolved.
-      this.error(`change_dir "${printable(base)}" failed: Not a directory (20)`, false);
+      this.error(`change_dir "${printable(base)}" failed: ${errnoText('ENOTDIR')}`, false);
       return;
     }
     const dir = st.type === 'dir';
@@ -814,18 +802,4 @@ function confineRel(path: string, grant: SessionContext['grant']): string {
 
 function zeroStat(): EntryStat {
   return { type: 'file', mode: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, atimeSec: 0, atimeNsec: 0, uid: 0, gid: 0, dev: 0, ino: 0, nlink: 1, rdev: 0 };
-}
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'No such file or directory (2)',
-  EACCES: 'Permission denied (13)',
-  ENOTDIR: 'Not a directory (20)',
-  ELOOP: 'Too many levels of symbolic links (40)',
-  ENAMETOOLONG: 'File name too long (36)',
-  EIO: 'Input/output error (5)',
-  EPERM: 'Operation not permitted (1)',
-};
-
-export function describeCode(code: string): string {
-  return ERRNO_TEXT[code] ?? code;
 }

@@ -20,6 +20,7 @@ import { NDX_DEL_STATS, NDX_DONE, NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../pro
 import { readBlockSums, readSumHead, validateSumHead, writeSumHead, type SumHead } from '../protocol/sumhead.js';
 import { createTokenEncoder, type TokenEncoder } from '../protocol/token.js';
 import { SandboxError } from '../sandbox/sandbox.js';
+import { errorText } from '../sandbox/errors.js';
 import { localIds } from '../sandbox/idmap.js';
 import { DeltaMatcher } from './delta.js';
 import { IoTimeout } from './io-timeout.js';
@@ -28,8 +29,9 @@ import { incRecurse, flistOptionsFor, type SessionContext } from './context.js';
 import { ITEM } from '../protocol/itemize.js';
 import { installMessageHandler, sendInfo, sendTransferError, sendWarning } from './messages.js';
 import { yieldToLoop } from './notifier.js';
-import { dirOf, joinRel, printable } from './relpath.js';
-import { SenderWalker, physOf, describeCode, type DirNode, type SEntry } from './sender-walk.js';
+import { joinRel } from './relpath.js';
+import { printable } from '../printable.js';
+import { SenderWalker, physOf, type DirNode, type SEntry } from './sender-walk.js';
 
 const READ_CHUNK = 256 * 1024;
 const MAX_FILES_FROM_NAME = 4096;
@@ -53,8 +55,6 @@ interface SendList {
   /** The directory a sub-list belongs to (ndx_start - 1 names it in requests). */
   parent: SEntry | null;
 }
-
-const S_IFMT = 0o170000;
 
 class Sender {
   private readonly opts: ServerOptions;
@@ -651,7 +651,7 @@ class Sender {
       sendWarning(this.ctx, `file has vanished: "${printable(physOf(e))}"`);
     } else {
       this.walker.ioError |= IOERR.GENERAL;
-      const why = err instanceof SandboxError ? describeCode(err.code) : err instanceof Error ? err.message : String(err);
+      const why = errorText(err);
       sendTransferError(this.ctx, `rsync: [sender] send_files failed to open "${printable(physOf(e))}": ${why}`);
     }
     this.sendNoSend(ndx);
@@ -729,7 +729,7 @@ class Sender {
       sandbox.unlink(rel);
       if (this.opts.verbose > 1) sendInfo(this.ctx, `sender removed ${printable(e.name)}\n`);
     } catch (err) {
-      const why = err instanceof SandboxError ? describeCode(err.code) : err instanceof Error ? err.message : String(err);
+      const why = errorText(err);
       sendTransferError(this.ctx, `rsync: [sender] sender failed to remove ${printable(e.name)}: ${why}`);
     }
   }
@@ -753,4 +753,3 @@ export async function runSender(ctx: SessionContext): Promise<number> {
   return new Sender(ctx).run();
 }
 
-export { dirOf, S_IFMT };

@@ -20,6 +20,7 @@ import {
 import { constants as osConstants } from 'node:os';
 import { nativeBinding } from './native.js';
 import { toEntryStat, type EntryStat } from './stat.js';
+import { fileTypeOf } from '../protocol/file-mode.js';
 
 function procLeaf(dirFd: number, leaf: string): Buffer {
   return Buffer.from(`/proc/self/fd/${dirFd}/${leaf}`, 'latin1');
@@ -30,20 +31,10 @@ function leafBuf(leaf: string): Buffer {
 }
 
 const statOut = new Float64Array(12);
-const S_IFMT = 0o170000;
-const TYPES: Record<number, EntryStat['type']> = {
-  0o100000: 'file',
-  0o040000: 'dir',
-  0o120000: 'symlink',
-  0o020000: 'chr',
-  0o060000: 'blk',
-  0o010000: 'fifo',
-  0o140000: 'sock',
-};
 
 function entryFromNative(o: Float64Array, at = 0): EntryStat {
   return {
-    type: TYPES[o[at] & S_IFMT] ?? 'file',
+    type: fileTypeOf(o[at]) ?? 'file',
     mode: o[at],
     size: o[at + 1],
     mtimeSec: o[at + 2],

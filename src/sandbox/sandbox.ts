@@ -33,8 +33,9 @@ import {
   writeSync,
 } from 'node:fs';
 import { DirCache, type DirRef } from './dircache.js';
-import { SandboxError, hasCode, quotePath, toSandboxError } from './errors.js';
-import { checkLinkTarget, checkName, joinRel, splitRel, tempNamePrefix } from './paths.js';
+import { SandboxError, hasCode, toSandboxError } from './errors.js';
+import { quoted } from '../printable.js';
+import { checkLinkTarget, checkName, joinParts, splitRel, tempNamePrefix } from './paths.js';
 import { asciiTempName, runWithFd, splitRdev } from './special.js';
 import { type EntryStat, toEntryStat, typeOfMode } from './stat.js';
 import { type Timestamp, checkTimestamp, nodeTimeFor, touchDate } from './times.js';
@@ -180,7 +181,7 @@ export class Sandbox {
     const ref = this.dir(parts, relDir);
     try {
       return lstatManyAt(ref.fd, names).map((r, i) =>
-        typeof r === 'string' ? new SandboxError(r, joinRel([...parts, names[i]]), `lstat ${quotePath(joinRel([...parts, names[i]]))} failed: ${r}`) : r,
+        typeof r === 'string' ? new SandboxError(r, joinParts([...parts, names[i]]), `lstat ${quoted(joinParts([...parts, names[i]]))} failed: ${r}`) : r,
       );
     } finally {
       this.cache.release(ref);
@@ -211,7 +212,7 @@ export class Sandbox {
     const file = this.openRegular('openRead', rel, O_RDONLY, true);
     if (expect !== undefined && (file.stat.dev !== expect.dev || file.stat.ino !== expect.ino)) {
       closeSync(file.fd);
-      throw new SandboxError('ECHANGED', rel, `file ${quotePath(rel)} changed since it was listed`);
+      throw new SandboxError('ECHANGED', rel, `file ${quoted(rel)} changed since it was listed`);
     }
     return file;
   }
@@ -285,10 +286,10 @@ export class Sandbox {
     try {
       for (let i = 0; i < TEMP_ATTEMPTS; i++) {
         const name = `${prefix}.${randomSuffix()}`;
-        const done = attempt(ref.fd, name, joinRel([...parts, name]));
+        const done = attempt(ref.fd, name, joinParts([...parts, name]));
         if (done !== null) return done;
       }
-      throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quotePath(baseName)} in ${quotePath(relDir)}`);
+      throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quoted(baseName)} in ${quoted(relDir)}`);
     } finally {
       this.cache.release(ref);
     }
@@ -381,7 +382,7 @@ export class Sandbox {
         const mode = Number((fstatSync(leafFd, { bigint: true }) as BigIntStats).mode);
         if (typeOfMode(mode) === 'symlink') {
           if (attrs.mode !== undefined && opts.isSymlink !== true) {
-            throw new SandboxError('ELOOP', rel, `setAttrs ${quotePath(rel)}: is a symlink`);
+            throw new SandboxError('ELOOP', rel, `setAttrs ${quoted(rel)}: is a symlink`);
           }
           this.setSymlinkAttrs(dirFd, leaf, leafFd, attrs, rel);
         } else {
@@ -411,8 +412,8 @@ export class Sandbox {
       renameAt(fromDir, fromLeaf, toDir, toLeaf),
     );
     // whichever of the two was a directory is now elsewhere (or gone)
-    this.cache.invalidate(joinRel(from));
-    this.cache.invalidate(joinRel(to));
+    this.cache.invalidate(joinParts(from));
+    this.cache.invalidate(joinParts(to));
   }
 
   unlink(rel: string): void {
@@ -420,7 +421,7 @@ export class Sandbox {
   }
 
   rmdir(rel: string): void {
-    this.cache.invalidate(joinRel(splitRel(rel)));
+    this.cache.invalidate(joinParts(splitRel(rel)));
     this.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirAt(dirFd, leaf));
   }
 
@@ -428,7 +429,7 @@ export class Sandbox {
   removeTree(rel: string): void {
     const parts = splitRel(rel);
     if (parts.length === 0) throw new SandboxError('EINVAL', rel, 'refusing to remove the root');
-    this.cache.invalidate(joinRel(parts));
+    this.cache.invalidate(joinParts(parts));
     if (this.lstat(rel) === null) return;
     this.atLeaf('removeTree', rel, (dirFd, leaf) => this.removeEntry(dirFd, leaf, rel));
   }
@@ -455,7 +456,7 @@ export class Sandbox {
     const perm = ['-m', (mode & 0o7777).toString(8)];
     if (type === 'fifo') return this.createSpecial(rel, 'mkfifo', perm);
     if (type !== 'chr' && type !== 'blk') {
-      throw new SandboxError('ENOTSUP', rel, `mknod ${quotePath(rel)}: cannot create a ${type}`);
+      throw new SandboxError('ENOTSUP', rel, `mknod ${quoted(rel)}: cannot create a ${type}`);
     }
     const { major, minor } = splitRdev(rdev);
     this.createSpecial(rel, 'mknod', perm, [type === 'chr' ? 'c' : 'b', String(major), String(minor)]);
@@ -471,7 +472,7 @@ export class Sandbox {
   }
 
   private guard<T>(op: string, rel: string, fn: () => T): T {
-    if (this.closed) throw new SandboxError('EBADF', rel, `${op} ${quotePath(rel)}: sandbox is closed`);
+    if (this.closed) throw new SandboxError('EBADF', rel, `${op} ${quoted(rel)}: sandbox is closed`);
     try {
       return fn();
     } catch (err) {
@@ -484,14 +485,14 @@ export class Sandbox {
    * createMode, missing components are created with that mode.
    */
   private dir(parts: readonly string[], rel: string, createMode?: number): DirRef {
-    if (this.closed) throw new SandboxError('EBADF', rel, `${quotePath(rel)}: sandbox is closed`);
+    if (this.closed) throw new SandboxError('EBADF', rel, `${quoted(rel)}: sandbox is closed`);
     if (parts.length === 0) return { fd: this.rootFd, key: '' };
-    const exact = this.cache.acquire(joinRel(parts));
+    const exact = this.cache.acquire(joinParts(parts));
     if (exact !== null) return exact;
     let depth = parts.length - 1;
     let ref: DirRef = { fd: this.rootFd, key: '' };
     for (; depth > 0; depth--) {
-      const hit = this.cache.acquire(joinRel(parts.slice(0, depth)));
+      const hit = this.cache.acquire(joinParts(parts.slice(0, depth)));
       if (hit !== null) {
         ref = hit;
         break;
@@ -505,7 +506,7 @@ export class Sandbox {
         this.cache.release(ref);
         throw err;
       }
-      const next = this.cache.adopt(joinRel(parts.slice(0, depth + 1)), fd);
+      const next = this.cache.adopt(joinParts(parts.slice(0, depth + 1)), fd);
       this.cache.release(ref);
       ref = next;
     }
@@ -520,7 +521,7 @@ export class Sandbox {
         try {
           mkdirAt(parentFd, parts[depth], createMode);
         } catch (mkErr) {
-          if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinRel(parts.slice(0, depth + 1)));
+          if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinParts(parts.slice(0, depth + 1)));
         }
         return this.openDirAt(parentFd, parts, depth, rel);
       }
@@ -531,7 +532,7 @@ export class Sandbox {
 
   /** Explains why a component could not be opened as a directory (for the message only). */
   private notADirectory(parentFd: number, parts: readonly string[], depth: number, rel: string): SandboxError {
-    const component = quotePath(joinRel(parts.slice(0, depth + 1)));
+    const component = quoted(joinParts(parts.slice(0, depth + 1)));
     let isLink = false;
     try {
       isLink = lstatSync(procPath(parentFd, parts[depth])).isSymbolicLink();
@@ -539,8 +540,8 @@ export class Sandbox {
       // vanished again; report it as not-a-directory
     }
     return isLink
-      ? new SandboxError('ELOOP', rel, `path component ${component} of ${quotePath(rel)} is a symlink`)
-      : new SandboxError('ENOTDIR', rel, `path component ${component} of ${quotePath(rel)} is not a directory`);
+      ? new SandboxError('ELOOP', rel, `path component ${component} of ${quoted(rel)} is a symlink`)
+      : new SandboxError('ENOTDIR', rel, `path component ${component} of ${quoted(rel)} is not a directory`);
   }
 
   /** Runs fn(parentFd, leafName) with the parent pinned; the root itself is not a leaf. */
@@ -585,7 +586,7 @@ export class Sandbox {
         const type = typeOfMode(Number((fstatSync(pathFd, { bigint: true }) as BigIntStats).mode));
         if (type !== 'file') {
           const code = type === 'symlink' ? 'ELOOP' : type === 'dir' ? 'EISDIR' : 'EBADTYPE';
-          throw new SandboxError(code, rel, `${op} ${quotePath(rel)}: not a regular file (${type})`);
+          throw new SandboxError(code, rel, `${op} ${quoted(rel)}: not a regular file (${type})`);
         }
         // Re-opening the pinned inode through its magic link never opens a fifo/device by name.
         const fd = this.reopen(pathFd, flags, noatime);
@@ -658,7 +659,7 @@ export class Sandbox {
     viaNative?: NativeTimeSetter,
   ): void {
     for (const t of [attrs.atime, attrs.mtime]) {
-      if (t !== undefined && !checkTimestamp(t)) throw new SandboxError('EINVAL', rel, `bad timestamp for ${quotePath(rel)}`);
+      if (t !== undefined && !checkTimestamp(t)) throw new SandboxError('EINVAL', rel, `bad timestamp for ${quoted(rel)}`);
     }
     if (viaNative) {
       viaNative(attrs.atime, attrs.mtime);

@@ -5,7 +5,8 @@
  * result is linked/renamed to the real byte-string name by the parent.
  */
 import { spawnSync } from 'node:child_process';
-import { SandboxError, quotePath } from './errors.js';
+import { SandboxError } from './errors.js';
+import { quoted } from '../printable.js';
 
 const ERRNO_BY_TEXT: ReadonlyArray<[string, string]> = [
   ['Operation not permitted', 'EPERM'],
@@ -33,12 +34,12 @@ export function runWithFd(tool: string, args: string[], fd: number, rel: string)
   });
   if (res.error !== undefined) {
     const code = (res.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOTSUP' : 'EIO';
-    throw new SandboxError(code, rel, `${tool} for ${quotePath(rel)} could not run: ${res.error.message}`);
+    throw new SandboxError(code, rel, `${tool} for ${quoted(rel)} could not run: ${res.error.message}`);
   }
   if (res.status !== 0) {
     const stderr = res.stderr?.toString('utf8') ?? '';
     const code = codeFromStderr(stderr);
-    throw new SandboxError(code, rel, `${tool} for ${quotePath(rel)} failed: ${code}`);
+    throw new SandboxError(code, rel, `${tool} for ${quoted(rel)} failed: ${code}`);
   }
 }
 

@@ -10,7 +10,7 @@ import ssh2, { type AuthContext, type Connection, type ServerChannel, type Sessi
 import type { Logger } from 'pino';
 import type { SessionIO, SessionRequest, SessionResult } from '../engine/session.js';
 import { isRsyncServerArgv, splitShellWords } from '../policy/shellwords.js';
-import { printableBytes } from '../log.js';
+import { logText } from '../printable.js';
 import type { Config } from '../config/load.js';
 import { parseListenAddress } from '../config/schema.js';
 import type { KeyEntry, KeyRing } from './authorized-keys.js';
@@ -365,12 +365,12 @@ export class RrsyncServer {
         result = { ...result, exitCode: 0 };
         record.argv = ['true'];
       } else if (typeof refusal === 'string') {
-        record.command = printableBytes(commandBytes);
+        record.command = logText(commandBytes);
         record.refused = refusal;
         await writeAll(channel.stderr, `rrsyncd: ${refusal}\n`, channel);
       } else {
         const argv = refusal.argv;
-        record.argv = argv.map(printableBytes);
+        record.argv = argv.map(logText);
         const limit = entry.grant?.limits.maxSessions;
         const running = this.activePerGrant.get(grantKey) ?? 0;
         if (this.draining) {
@@ -428,7 +428,7 @@ export class RrsyncServer {
     } catch (err) {
       return `command not allowed: ${(err as Error).message}`;
     }
-    if (!isRsyncServerArgv(argv)) return `command not allowed: ${printableBytes(commandBytes)}`;
+    if (!isRsyncServerArgv(argv)) return `command not allowed: ${logText(commandBytes)}`;
     return { argv };
   }
 
