@@ -20,7 +20,9 @@ import {
 } from '../protocol/filter.js';
 import { quoted } from '../printable.js';
 import { dirOf, joinRel } from './relpath.js';
+import { errnoText, hasCode } from '../sandbox/errors.js';
 
+/** A merge file's bytes, or null when it cannot be opened; a SandboxError 'EFBIG' when it is over the limit. */
 export type MergeFileReader = (dirRel: string, fileName: string) => Buffer | null;
 
 export interface FilterOptions {
@@ -577,14 +579,10 @@ export class FilterSet {
     content: Source,
     required: boolean,
   ): { entries: Entry[]; cleared: boolean } {
-    if (!this.reader) throw new ProtocolError(`rrsyncd: filter merge file ${shown} cannot be read here`, ExitCode.FILEIO);
-    const buf = this.reader(dir, fileName);
+    const buf = this.readMergeFile(dir, fileName, template, shown);
     if (buf === null) {
       if (required) throw new ProtocolError(`rrsyncd: failed to open filter merge file ${shown}`, ExitCode.FILEIO);
       return { entries: [], cleared: false };
-    }
-    if (buf.length > MAX_MERGE_FILE_BYTES) {
-      throw new ProtocolError(`rrsyncd: filter merge file ${shown} is larger than ${MAX_MERGE_FILE_BYTES} bytes`, ExitCode.FILEIO);
     }
     const entries: Entry[] = [];
     let cleared = false;
@@ -615,6 +613,27 @@ export class FilterSet {
       this.addRule(entries, rule, content);
     }
     return { entries, cleared };
+  }
+
+  /**
+   * One merge file's bytes, or null when it cannot be opened. A file over MAX_MERGE_FILE_BYTES is
+   * fatal, as a merge file that cannot be read is for rsync (exclude.c parse_filter_file, exit 11):
+   * skipping it would silently drop the protect rules it holds.
+   */
+  private readMergeFile(dir: string, fileName: string, template: RuleTemplate, shown: string): Buffer | null {
+    const reader = this.reader;
+    if (!reader) throw new ProtocolError(`rrsyncd: filter merge file ${shown} cannot be read here`, ExitCode.FILEIO);
+    try {
+      return reader(dir, fileName);
+    } catch (err) {
+      if (!hasCode(err, 'EFBIG')) throw err;
+      const who = this.side === 'sender' ? 'sender' : 'generator';
+      const kind = template.noPrefixes === 'include' ? 'include' : 'exclude';
+      throw new ProtocolError(
+        `rsync: [${who}] failed to open ${kind} file ${shown}: ${errnoText('EFBIG')} (limit ${MAX_MERGE_FILE_BYTES} bytes)`,
+        ExitCode.FILEIO,
+      );
+    }
   }
 
   /** add_rule() for one parsed rule: side filtering, CVS expansion, merge expansion, compilation. */

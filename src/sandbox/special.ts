@@ -5,6 +5,8 @@
  * result is linked/renamed to the real byte-string name by the parent.
  */
 import { spawnSync } from 'node:child_process';
+import { linkSync, unlinkSync } from 'node:fs';
+import { procPath } from './at.js';
 import { SandboxError } from './errors.js';
 import { quoted } from '../printable.js';
 
@@ -54,4 +56,15 @@ export function splitRdev(rdev: number): { major: number; minor: number } {
 
 export function asciiTempName(): string {
   return `.rrsyncd-tmp.${process.pid}.${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/** mkfifo/mknod under an ASCII temp name in the pinned parent, then link(2) to the real name `leaf`. */
+export function createSpecialAt(dirFd: number, leaf: string, rel: string, tool: string, opts: string[], tail: string[] = []): void {
+  const tmp = asciiTempName();
+  runWithFd(tool, [...opts, '--', `/proc/self/fd/3/${tmp}`, ...tail], dirFd, rel);
+  try {
+    linkSync(procPath(dirFd, tmp), procPath(dirFd, leaf));
+  } finally {
+    unlinkSync(procPath(dirFd, tmp));
+  }
 }

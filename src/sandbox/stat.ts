@@ -1,4 +1,4 @@
-import type { BigIntStats } from 'node:fs';
+import { fstatSync, type BigIntStats } from 'node:fs';
 import { fileTypeOf, type FileType } from '../protocol/file-mode.js';
 
 export type EntryType = FileType;
@@ -58,4 +58,8 @@ export function toEntryStat(st: BigIntStats): EntryStat {
     nlink: Number(st.nlink),
     rdev: Number(st.rdev),
   };
+}
+
+export function statFd(fd: number): EntryStat {
+  return toEntryStat(fstatSync(fd, { bigint: true }) as BigIntStats);
 }
