@@ -6,7 +6,8 @@
  *   rrsyncd --help | --version
  */
 // First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
-import { randomPoolActive } from './ssh/random-pool.js';
+import { randomPoolActive } from './patches/ssh2-random.js';
+import { assertPatchedInternals } from './patches/self-check.js';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -177,6 +178,7 @@ async function serve(args: string[]): Promise<number> {
   }
   let config = loadConfig(load);
   const log = createLogger(config.log);
+  assertPatchedInternals();
   const crypto = nativeCryptoStatus();
   if (!crypto.loaded) {
     log.warn({ error: crypto.error }, "ssh2's native crypto binding is not loaded: using the pure-JS ciphers (2-3x slower)");

@@ -15,8 +15,8 @@ import type { Config } from '../config/load.js';
 import { parseListenAddress } from '../config/schema.js';
 import type { KeyEntry, KeyRing } from './authorized-keys.js';
 import type { HostKey } from './host-keys.js';
-import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
-import { poolOutgoingPackets } from './packet-pool.js';
+import { batchSocketWrites, fixChannelFlowControl } from '../patches/ssh2-channel.js';
+import { poolOutgoingPackets } from '../patches/ssh2-packets.js';
 import { nativeBinding } from '../native.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;

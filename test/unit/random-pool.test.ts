@@ -1,6 +1,6 @@
 import t from 'tap';
 import crypto from 'node:crypto';
-import { randomPoolActive } from '../../src/ssh/random-pool.js';
+import { randomPoolActive } from '../../src/patches/ssh2-random.js';
 
 t.test('small fills come from the pool: exactly the asked range, never the same bytes twice', async (t) => {
   t.equal(randomPoolActive, true, 'installed before ssh2 loaded');
