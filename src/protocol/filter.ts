@@ -1,7 +1,8 @@
 /**
  * Filter (exclude/include/merge) rules: the wire list (protocol-notes §5) and the rule text
  * grammar of rsync's parse_rule_tok(). Rule text is a byte string (latin1-decoded JS string).
- * Matching and per-directory merge files live in src/engine/filter-match.ts.
+ * Matching lives in src/engine/wildmatch.ts and filter-rules.ts, per-directory merge files in
+ * src/engine/filter-match.ts.
  */
 import { ExitCode, ProtocolError } from './errors.js';
 import type { ProtocolReader } from './input.js';

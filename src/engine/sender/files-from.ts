@@ -11,7 +11,7 @@ const MAX_FILES_FROM_BYTES = 64 << 20;
 
 /**
  * --files-from=- : NUL-terminated names follow the filter list, ended by an empty name; raw (not
- * multiplexed) for protocol < 31 (protocol-notes §1.6).
+ * multiplexed) for protocol < 31.
  */
 export async function readFilesFrom(ctx: SessionContext): Promise<string[]> {
   if (ctx.opts.filesFrom !== '-') {

@@ -81,14 +81,14 @@ class Sender {
     this.lists.sendFirstList(first);
     this.flistXferMs = Date.now() - t1;
     if (first.length === 0) {
-      // Nothing to send: the reference exits right after the list (protocol-notes §9.5).
+      // Nothing to send: the reference exits right after the list.
       await this.ctx.writer.drain();
       return this.exitCode();
     }
     const encoder = createTokenEncoder(this.ctx.writer, this.ctx.compress, this.ctx.compressLevel, this.protocol);
     this.files = new FileSender(this.ctx, encoder, this.walker);
     // --timeout: keep-alives while idle and exit 30 when the client goes silent (started after the
-    // first list: pre-3.1 clients must not see a keep-alive while they read it, protocol-notes §3.4).
+    // first list: pre-3.1 clients must not see a keep-alive while they read it).
     const timeout = this.opts.timeout > 0 ? new IoTimeout(this.ctx, this.opts.timeout, 'sender') : null;
     timeout?.start();
     try {
