@@ -5,8 +5,6 @@
  *   rrsyncd keygen --host-key FILE
  *   rrsyncd --help | --version
  */
-// First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
-import { randomPoolActive } from './patches/ssh2-random.js';
 import { assertPatchedInternals } from './patches/self-check.js';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -183,7 +181,6 @@ async function serve(args: string[]): Promise<number> {
   if (!crypto.loaded) {
     log.warn({ error: crypto.error }, "ssh2's native crypto binding is not loaded: using the pure-JS ciphers (2-3x slower)");
   }
-  if (!randomPoolActive) log.warn('ssh2 was loaded before the random pool: packet padding costs a system call each');
   prepareStateAndRoot(config);
   const hostKeys = loadHostKeys(config, log);
   const keys = buildKeyRing(config);

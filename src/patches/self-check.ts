@@ -17,7 +17,7 @@ export const PATCHED_PACKAGES = ['ssh2', 'hash-wasm', 'zstd-napi'] as const;
 /** Source texts of ssh2 1.17.0 that src/patches/ssh2-*.ts depend on, and what each must contain. */
 const SSH2_SHAPES: ReadonlyArray<[file: string, needles: string[]]> = [
   ['ssh2/lib/Channel.js', ['_chunkcbErr', '_chunkErr', '_chunkcb', '_waitWindow', 'outgoing.window']],
-  ['ssh2/lib/protocol/crypto.js', ['class ChaChaPolyCipherBinding', 'class AESGCMCipherBinding', 'allocPacket(payloadLen)', 'randomFillSync']],
+  ['ssh2/lib/protocol/crypto.js', ['class ChaChaPolyCipherBinding', 'class AESGCMCipherBinding', 'allocPacket(payloadLen)']],
   ['ssh2/lib/protocol/Protocol.js', ['this._cipher']],
 ];
 
