@@ -7,8 +7,7 @@
  *   rrsyncd relay [OPTIONS] SRCHOST:PATH DSTHOST:PATH (src/relay)
  *   rrsyncd --help | --version
  */
-// First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
-import { randomPoolActive } from './ssh/random-pool.js';
+import { assertPatchedInternals } from './patches/self-check.js';
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -218,11 +217,11 @@ async function serve(args: string[]): Promise<number> {
   const config = loadConfig(load);
   const logSink = createLogSink(config.log);
   const log = logSink.logger;
+  assertPatchedInternals();
   const crypto = nativeCryptoStatus();
   if (!crypto.loaded) {
     log.warn({ error: crypto.error }, "ssh2's native crypto binding is not loaded: using the pure-JS ciphers (2-3x slower)");
   }
-  if (!randomPoolActive) log.warn('ssh2 was loaded before the random pool: packet padding costs a system call each');
   prepareStateAndRoot(config);
   const hostKeys = loadHostKeys(config, log);
   const keys = buildKeyRing(config);

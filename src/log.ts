@@ -80,13 +80,3 @@ export class LogSink {
 export function createLogSink(opts: LogOptions = {}): LogSink {
   return new LogSink(opts);
 }
-
-/** A byte string (char codes = raw bytes) as readable text: UTF-8 decoded when valid, else \xNN escapes. */
-export function printableBytes(bytes: string): string {
-  const buf = Buffer.from(bytes, 'latin1');
-  const text = buf.toString('utf8');
-  if (Buffer.from(text, 'utf8').equals(buf)) return text;
-  let out = '';
-  for (const b of buf) out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-  return out;
-}

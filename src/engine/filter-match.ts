@@ -1,6 +1,6 @@
 /**
- * Filter rule evaluation: rsync's wildmatch, rule_matches() and check_filter() semantics, per-directory
- * merge files (dir-merge) with inheritance, and the CVS defaults. Names are byte strings relative to
+ * Filter lists as a session applies them: rsync's check_filter() over the rules (compiled in
+ * filter-rules.ts), per-directory merge files (dir-merge) with inheritance, and the CVS defaults. Names are byte strings relative to
  * the transfer root. The transfer root plays the role of a daemon module root: nothing outside it is
  * ever read or matched against.
  *
@@ -15,11 +15,16 @@ import {
   mergeNameEscapes,
   NO_TEMPLATE,
   parseRuleWithTemplate,
-  printable,
   type FilterRule,
   type RuleTemplate,
 } from '../protocol/filter.js';
+import { quoted } from '../printable.js';
+import { dirOf, joinRel } from './relpath.js';
+import { errnoText, hasCode } from '../sandbox/errors.js';
+import { compileMatch, entryMatches, type MatchEntry } from './filter-rules.js';
+import { C_SLASH } from './wildmatch.js';
 
+/** A merge file's bytes, or null when it cannot be opened; a SandboxError 'EFBIG' when it is over the limit. */
 export type MergeFileReader = (dirRel: string, fileName: string) => Buffer | null;
 
 export interface FilterOptions {
@@ -53,240 +58,6 @@ const MAX_MERGE_LINE = 4096 + 1024 - 1;
 /** Directory states kept for parent lookups; older ones are rebuilt on demand. */
 const DIR_CACHE_MAX = 8192;
 
-// ---------------------------------------------------------------------------------------------
-// wildmatch (rsync lib/wildmatch.c semantics, on byte strings)
-
-const TRUE = 1;
-const FALSE = 0;
-const ABORT_ALL = -1;
-const ABORT_TO_STARSTAR = -2;
-
-const C_SLASH = 0x2f;
-const C_STAR = 0x2a;
-const C_QUESTION = 0x3f;
-const C_LBRACKET = 0x5b;
-const C_RBRACKET = 0x5d;
-const C_BACKSLASH = 0x5c;
-const C_BANG = 0x21;
-const C_CARET = 0x5e;
-const C_DASH = 0x2d;
-const C_COLON = 0x3a;
-
-function codeAt(s: string, i: number): number {
-  return i < s.length ? s.charCodeAt(i) : 0;
-}
-
-function isAsciiClass(name: string, c: number): boolean | null {
-  switch (name) {
-    case 'alnum':
-      return isDigit(c) || isUpper(c) || isLower(c);
-    case 'alpha':
-      return isUpper(c) || isLower(c);
-    case 'blank':
-      return c === 0x20 || c === 0x09;
-    case 'cntrl':
-      return c < 0x20 || c === 0x7f;
-    case 'digit':
-      return isDigit(c);
-    case 'graph':
-      return c > 0x20 && c < 0x7f;
-    case 'lower':
-      return isLower(c);
-    case 'print':
-      return c >= 0x20 && c < 0x7f;
-    case 'punct':
-      return c > 0x20 && c < 0x7f && !isDigit(c) && !isUpper(c) && !isLower(c);
-    case 'space':
-      return c === 0x20 || (c >= 0x09 && c <= 0x0d);
-    case 'upper':
-      return isUpper(c);
-    case 'xdigit':
-      return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-    default:
-      return null; // malformed [:class:]
-  }
-}
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
-}
-function isUpper(c: number): boolean {
-  return c >= 0x41 && c <= 0x5a;
-}
-function isLower(c: number): boolean {
-  return c >= 0x61 && c <= 0x7a;
-}
-
-/** Matches a bracket expression starting at p[pi] === '['. Returns the index of the closing ']' or an abort. */
-function matchBracket(p: string, pi: number, tch: number): { end: number; matched: boolean } | typeof ABORT_ALL {
-  let pch = codeAt(p, ++pi);
-  if (pch === C_CARET) pch = C_BANG;
-  const negated = pch === C_BANG;
-  if (negated) pch = codeAt(p, ++pi);
-  let prev = 0;
-  let matched = false;
-  for (;;) {
-    if (!pch) return ABORT_ALL;
-    if (pch === C_BACKSLASH) {
-      pch = codeAt(p, ++pi);
-      if (!pch) return ABORT_ALL;
-      if (tch === pch) matched = true;
-    } else if (pch === C_DASH && prev && codeAt(p, pi + 1) && codeAt(p, pi + 1) !== C_RBRACKET) {
-      pch = codeAt(p, ++pi);
-      if (pch === C_BACKSLASH) {
-        pch = codeAt(p, ++pi);
-        if (!pch) return ABORT_ALL;
-      }
-      if (tch <= pch && tch >= prev) matched = true;
-      pch = 0; // a range end cannot start another range
-    } else if (pch === C_LBRACKET && codeAt(p, pi + 1) === C_COLON) {
-      const s = (pi += 2);
-      while (codeAt(p, pi) && codeAt(p, pi) !== C_RBRACKET) pi++;
-      if (!codeAt(p, pi)) return ABORT_ALL;
-      const len = pi - s - 1;
-      if (len < 0 || codeAt(p, pi - 1) !== C_COLON) {
-        // No ":]": the '[' is an ordinary member.
-        pi = s - 2;
-        pch = C_LBRACKET;
-        if (tch === pch) matched = true;
-      } else {
-        const r = isAsciiClass(p.slice(s, s + len), tch);
-        if (r === null) return ABORT_ALL;
-        if (r) matched = true;
-        pch = 0;
-      }
-    } else if (tch === pch) {
-      matched = true;
-    }
-    prev = pch;
-    pch = codeAt(p, ++pi);
-    if (pch === C_RBRACKET) break;
-  }
-  return { end: pi, matched: matched !== negated && tch !== C_SLASH };
-}
-
-function dowild(p: string, pi: number, t: string, ti: number): number {
-  const plen = p.length;
-  const tlen = t.length;
-  for (; pi < plen; pi++, ti++) {
-    let pch = p.charCodeAt(pi);
-    if (ti >= tlen && pch !== C_STAR) return ABORT_ALL;
-    const tch = ti < tlen ? t.charCodeAt(ti) : 0;
-    if (pch === C_BACKSLASH) {
-      // Literal match with the escaped char (a trailing '\\' compares with NUL and fails).
-      pch = codeAt(p, ++pi);
-      if (tch !== pch) return FALSE;
-      continue;
-    }
-    switch (pch) {
-      case C_QUESTION:
-        if (tch === C_SLASH) return FALSE;
-        continue;
-      case C_STAR: {
-        let special = false;
-        if (codeAt(p, ++pi) === C_STAR) {
-          while (codeAt(p, ++pi) === C_STAR) {
-            /* collapse a run of stars */
-          }
-          special = true;
-        }
-        if (pi >= plen) {
-          // Trailing "**" matches everything; trailing "*" only if no '/' remains.
-          if (!special && t.indexOf('/', ti) !== -1) return FALSE;
-          return TRUE;
-        }
-        for (; ti < tlen; ti++) {
-          const m = dowild(p, pi, t, ti);
-          if (m !== FALSE) {
-            if (!special || m !== ABORT_TO_STARSTAR) return m;
-          } else if (!special && t.charCodeAt(ti) === C_SLASH) {
-            return ABORT_TO_STARSTAR;
-          }
-        }
-        return ABORT_ALL;
-      }
-      case C_LBRACKET: {
-        const b = matchBracket(p, pi, tch);
-        if (b === ABORT_ALL) return ABORT_ALL;
-        if (!b.matched) return FALSE;
-        pi = b.end;
-        continue;
-      }
-      default:
-        if (tch !== pch) return FALSE;
-        continue;
-    }
-  }
-  return ti >= tlen ? TRUE : FALSE;
-}
-
-/** rsync's wildmatch(): true when the whole text matches the pattern. */
-export function wildmatch(pattern: string, text: string): boolean {
-  return dowild(pattern, 0, text, 0) === TRUE;
-}
-
-/** wildmatch_array(where < 0): the pattern may match at the start or after any '/'. */
-function wildmatchAnywhere(pattern: string, text: string): boolean {
-  let m = dowild(pattern, 0, text, 0);
-  if (m === TRUE) return true;
-  if (m === ABORT_ALL) return false;
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) !== C_SLASH) continue;
-    m = dowild(pattern, 0, text, i + 1);
-    if (m !== FALSE && m !== ABORT_TO_STARSTAR) break;
-  }
-  return m === TRUE;
-}
-
-/** trailing_N_elements(): the last n '/'-separated elements of text, or null when it has fewer. */
-function trailingElements(text: string, n: number): string | null {
-  let count = n;
-  for (let i = text.length - 1; i >= 0; i--) {
-    if (text.charCodeAt(i) === C_SLASH && --count === 0) return text.slice(i + 1);
-  }
-  return count === 1 ? text : null;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Compiled rules
-
-const enum Scope {
-  /** Pattern without '/' or '**': matched against the last component. */
-  Basename,
-  /** Anchored, or starts with '**': matched against the whole path. */
-  Whole,
-  /** Unanchored with '/' and no '**': matched against the last slashCount+1 components. */
-  Trailing,
-  /** Unanchored with an infix/trailing '**': matched at the start or after any '/'. */
-  Anywhere,
-}
-
-const enum Fast {
-  Equal,
-  Suffix, // "*LIT" on a basename
-  Prefix, // "LIT*" on a basename
-  Any, // "*" on a basename
-  Wild,
-}
-
-interface MatchEntry {
-  kind: 'match';
-  include: boolean;
-  negate: boolean;
-  dirOnly: boolean;
-  perishable: boolean;
-  /** Anchored rules: the directory they are anchored at ('' = the transfer root); null = unanchored. */
-  baseDir: string | null;
-  pattern: string;
-  scope: Scope;
-  trailingCount: number;
-  wild2Prefix: boolean;
-  wild3Suffix: boolean;
-  fast: Fast;
-  literal: string; // for Suffix / Prefix
-  /** Fast.Wild: a run of literal bytes every match must contain ('' = none worth checking). */
-  mustContain: string;
-}
-
 interface MergeSlot {
   kind: 'dirMerge';
   fileName: string;
@@ -310,131 +81,6 @@ type DirState = Map<MergeSlot, MergeList>;
 const EMPTY_LIST: MergeList = { local: [], parent: null };
 const HIDDEN_NAME = 'named in a merge file';
 
-const WILD_CHARS = /[*?[]/;
-const GLOB_SPECIALS = /[*?[\\]/;
-
-function compileMatch(rule: FilterRule, baseDir: string): MatchEntry {
-  const pattern = rule.pattern;
-  const wild = WILD_CHARS.test(pattern);
-  const wild2 = wild && pattern.includes('**');
-  const anchored = rule.anchored;
-  const wild2Prefix = wild2 && !anchored && pattern.startsWith('**');
-  const wild3Suffix = wild2 && pattern.endsWith('***');
-  let slashCount = 0;
-  for (let i = 0; i < pattern.length; i++) if (pattern.charCodeAt(i) === C_SLASH) slashCount++;
-  let scope: Scope;
-  if (!anchored && slashCount === 0 && !wild2) scope = Scope.Basename;
-  else if (!anchored && slashCount > 0 && !wild2) scope = Scope.Trailing;
-  else if (!anchored && !wild2Prefix && wild2) scope = Scope.Anywhere;
-  else scope = Scope.Whole;
-
-  let fast = wild ? Fast.Wild : Fast.Equal;
-  let literal = '';
-  if (wild && scope === Scope.Basename) {
-    if (pattern === '*') fast = Fast.Any;
-    else if (pattern.startsWith('*') && !GLOB_SPECIALS.test(pattern.slice(1))) {
-      fast = Fast.Suffix;
-      literal = pattern.slice(1);
-    } else if (pattern.endsWith('*') && !GLOB_SPECIALS.test(pattern.slice(0, -1))) {
-      fast = Fast.Prefix;
-      literal = pattern.slice(0, -1);
-    }
-  }
-  return {
-    kind: 'match',
-    mustContain: fast === Fast.Wild ? longestLiteralRun(pattern) : '',
-    include: rule.action === 'include',
-    negate: rule.negate,
-    dirOnly: rule.dirOnly,
-    perishable: rule.perishable,
-    baseDir: anchored ? baseDir : null,
-    pattern,
-    scope,
-    trailingCount: slashCount + 1,
-    wild2Prefix,
-    wild3Suffix,
-    fast,
-    literal,
-  };
-}
-
-/** The longest run of bytes the pattern matches literally (wildcards and classes break runs). */
-function longestLiteralRun(pattern: string): string {
-  let best = '';
-  let run = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern.charCodeAt(i);
-    if (c === C_STAR || c === C_QUESTION || c === C_LBRACKET) {
-      if (run.length > best.length) best = run;
-      run = '';
-      if (c === C_LBRACKET) {
-        // Skip the class conservatively: stop collecting for the rest of the pattern.
-        return best.length >= 2 ? best : '';
-      }
-      continue;
-    }
-    if (c === C_BACKSLASH) {
-      if (i + 1 >= pattern.length) break;
-      run += pattern.charAt(++i);
-      continue;
-    }
-    run += pattern.charAt(i);
-  }
-  if (run.length > best.length) best = run;
-  return best.length >= 2 ? best : '';
-}
-
-/** rsync's rule_matches(): does this rule apply to the name (negation included)? */
-function entryMatches(e: MatchEntry, path: string, base: string, isDir: boolean): boolean {
-  if (path.length === 0) return false;
-  if (e.dirOnly && !isDir) return e.negate;
-  return rawMatch(e, path, base, isDir) !== e.negate;
-}
-
-function rawMatch(e: MatchEntry, path: string, base: string, isDir: boolean): boolean {
-  if (e.scope === Scope.Basename) {
-    switch (e.fast) {
-      case Fast.Equal:
-        return base === e.pattern;
-      case Fast.Any:
-        return true;
-      case Fast.Suffix:
-        return base.endsWith(e.literal);
-      case Fast.Prefix:
-        return base.startsWith(e.literal);
-      default:
-        if (e.mustContain !== '' && !base.includes(e.mustContain)) return false;
-        return wildmatch(e.pattern, base);
-    }
-  }
-  let text = path;
-  if (e.baseDir !== null && e.baseDir !== '') {
-    // Anchored in a per-directory merge file: relative to that directory.
-    if (!path.startsWith(e.baseDir) || path.charCodeAt(e.baseDir.length) !== C_SLASH) return false;
-    text = path.slice(e.baseDir.length + 1);
-  }
-  if (e.wild2Prefix) text = '/' + text; // lets a leading "**/" match at the start
-  if (isDir && e.wild3Suffix) text += '/'; // lets "dir/***" match dir itself
-  if (e.fast === Fast.Equal) {
-    if (e.scope === Scope.Trailing) return trailingElements(text, e.trailingCount) === e.pattern;
-    return text === e.pattern;
-  }
-  if (e.mustContain !== '' && !text.includes(e.mustContain)) return false;
-  switch (e.scope) {
-    case Scope.Trailing: {
-      const sub = trailingElements(text, e.trailingCount);
-      return sub !== null && wildmatch(e.pattern, sub);
-    }
-    case Scope.Anywhere:
-      return wildmatchAnywhere(e.pattern, text);
-    default:
-      return wildmatch(e.pattern, text);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// FilterSet
-
 function templateOf(rule: FilterRule): RuleTemplate {
   const mo = rule.mergeOptions;
   return {
@@ -451,15 +97,6 @@ function templateOf(rule: FilterRule): RuleTemplate {
 function baseName(path: string): string {
   const i = path.lastIndexOf('/');
   return i < 0 ? path : path.slice(i + 1);
-}
-
-function dirName(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i < 0 ? '' : path.slice(0, i);
-}
-
-function joinRel(dir: string, name: string): string {
-  return dir === '' ? name : `${dir}/${name}`;
 }
 
 /** Normalises a directory path relative to the transfer root: no leading "./" or '/', no trailing '/'. */
@@ -531,7 +168,7 @@ export class FilterSet {
   private dirFilterFor(dir: string): DirFilterImpl {
     const cached = this.cache.get(dir);
     if (cached) return cached;
-    const parentState = dir === '' ? null : this.dirFilterFor(dirName(dir)).state;
+    const parentState = dir === '' ? null : this.dirFilterFor(dirOf(dir)).state;
     this.buildRules = 0;
     const state: DirState = new Map();
     const activeNames = new Set<string>();
@@ -565,7 +202,7 @@ export class FilterSet {
     state.set(slot, { local: [], parent: inherited }); // placeholder against cycles
     // Anchored rules of a per-directory file anchor at its directory.
     const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames };
-    const shown = slot.nameFromFile ? HIDDEN_NAME : `"${printable(joinRel(dir, slot.fileName))}"`;
+    const shown = slot.nameFromFile ? HIDDEN_NAME : quoted(joinRel(dir, slot.fileName));
     const { entries, cleared } = this.readRules(dir, slot.fileName, slot.template, shown, content, false);
     const list: MergeList =
       entries.length === 0 && !cleared ? (inherited ?? EMPTY_LIST) : { local: entries, parent: cleared ? null : inherited };
@@ -585,15 +222,12 @@ export class FilterSet {
     content: Source,
     required: boolean,
   ): { entries: Entry[]; cleared: boolean } {
-    if (!this.reader) throw new ProtocolError(`rrsyncd: filter merge file ${shown} cannot be read here`, ExitCode.FILEIO);
-    const buf = this.reader(dir, fileName);
+    const buf = this.readMergeFile(dir, fileName, template, shown);
     if (buf === null) {
       if (required) throw new ProtocolError(`rrsyncd: failed to open filter merge file ${shown}`, ExitCode.FILEIO);
       return { entries: [], cleared: false };
     }
-    if (buf.length > MAX_MERGE_FILE_BYTES) {
-      throw new ProtocolError(`rrsyncd: filter merge file ${shown} is larger than ${MAX_MERGE_FILE_BYTES} bytes`, ExitCode.FILEIO);
-    }
+    if (buf.length > MAX_MERGE_FILE_BYTES) throw this.tooLarge(template, shown);
     const entries: Entry[] = [];
     let cleared = false;
     const tokens = splitMergeFile(buf.toString('latin1'), template.wordSplit);
@@ -623,6 +257,31 @@ export class FilterSet {
       this.addRule(entries, rule, content);
     }
     return { entries, cleared };
+  }
+
+  /**
+   * One merge file's bytes, or null when it cannot be opened. A file over MAX_MERGE_FILE_BYTES is
+   * fatal, as a merge file that cannot be read is for rsync (exclude.c parse_filter_file, exit 11):
+   * skipping it would silently drop the protect rules it holds.
+   */
+  private readMergeFile(dir: string, fileName: string, template: RuleTemplate, shown: string): Buffer | null {
+    const reader = this.reader;
+    if (!reader) throw new ProtocolError(`rrsyncd: filter merge file ${shown} cannot be read here`, ExitCode.FILEIO);
+    try {
+      return reader(dir, fileName);
+    } catch (err) {
+      if (!hasCode(err, 'EFBIG')) throw err;
+      throw this.tooLarge(template, shown);
+    }
+  }
+
+  private tooLarge(template: RuleTemplate, shown: string): ProtocolError {
+    const who = this.side === 'sender' ? 'sender' : 'generator';
+    const kind = template.noPrefixes === 'include' ? 'include' : 'exclude';
+    return new ProtocolError(
+      `rsync: [${who}] failed to open ${kind} file ${shown}: ${errnoText('EFBIG')} (larger than ${MAX_MERGE_FILE_BYTES} bytes)`,
+      ExitCode.FILEIO,
+    );
   }
 
   /** add_rule() for one parsed rule: side filtering, CVS expansion, merge expansion, compilation. */
@@ -673,7 +332,7 @@ export class FilterSet {
 
   private addMergeRule(list: Entry[], rule: FilterRule, src: Source): void {
     if (mergeNameEscapes(rule.pattern, rule.action)) {
-      const shown = src.fromFile ? HIDDEN_NAME : `"${printable(rule.pattern)}"`;
+      const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
       throw new ProtocolError(`rrsyncd: filter merge file ${shown} is outside the transfer`, ExitCode.SYNTAX);
     }
     if (src.depth >= MAX_MERGE_DEPTH) {
@@ -710,7 +369,7 @@ export class FilterSet {
     if (fileName === undefined) throw new ProtocolError('rrsyncd: empty filter merge file name', ExitCode.SYNTAX);
     // Anchored rules of a ". FILE" anchor at the transfer root (no XFLG_ANCHORED2ABS in the reference).
     const content: Source = { ...src, fromFile: true, anchorDir: '', depth: src.depth + 1 };
-    const shown = src.fromFile ? HIDDEN_NAME : `"${printable(rule.pattern)}"`;
+    const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
     const { entries, cleared } = this.readRules(clean.join('/'), fileName, template, shown, content, true);
     if (cleared) list.length = 0;
     for (const e of entries) list.push(e);

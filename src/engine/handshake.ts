@@ -19,7 +19,7 @@ import {
   type CompressName,
 } from '../protocol/token.js';
 import type { ServerOptions } from '../policy/server-options.js';
-import { CF } from './context.js';
+import { CF } from '../protocol/compat.js';
 
 export const PROTOCOL_VERSION = 32;
 export const MIN_PROTOCOL_VERSION = 27;

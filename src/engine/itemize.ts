@@ -1,26 +1,5 @@
-/** iflags bits (protocol >= 29), protocol-notes §7.2. */
-export const ITEM = {
-  REPORT_ATIME: 0x0001,
-  REPORT_CHANGE: 0x0002,
-  REPORT_SIZE: 0x0004,
-  REPORT_TIMEFAIL: 0x0004,
-  REPORT_TIME: 0x0008,
-  REPORT_PERMS: 0x0010,
-  REPORT_OWNER: 0x0020,
-  REPORT_GROUP: 0x0040,
-  REPORT_ACL: 0x0080,
-  REPORT_XATTR: 0x0100,
-  REPORT_CRTIME: 0x0400,
-  BASIS_TYPE_FOLLOWS: 0x0800,
-  XNAME_FOLLOWS: 0x1000,
-  IS_NEW: 0x2000,
-  LOCAL_CHANGE: 0x4000,
-  TRANSFER: 0x8000,
-} as const;
-
-/** Bits that make an item worth reporting ("significant"): everything but these. */
-export const ITEM_INSIGNIFICANT = ITEM.BASIS_TYPE_FOLLOWS | ITEM.XNAME_FOLLOWS | ITEM.LOCAL_CHANGE;
-
-export function isSignificant(iflags: number): boolean {
-  return (iflags & ~ITEM_INSIGNIFICANT) !== 0;
-}
+/**
+ * TRANSITIONAL, delete at merge: src/engine/receiver.ts (split in another branch) still imports
+ * from this path; the home is src/protocol/itemize.ts.
+ */
+export { ITEM, isSignificant } from '../protocol/itemize.js';

@@ -3,7 +3,7 @@
  * accept from the client (protocol-notes §3.3).
  */
 import { MsgTag } from '../protocol/mux.js';
-import { ExitCode, ProtocolError } from '../protocol/errors.js';
+import { ExitCode, IOERR_MASK, ProtocolError } from '../protocol/errors.js';
 import type { SessionContext } from './context.js';
 import { PeerExitSignal } from './peer-exit.js';
 
@@ -46,9 +46,6 @@ export function sendWarning(ctx: SessionContext, text: string): void {
 }
 
 export type RoleMessageHandler = (tag: number, payload: Buffer) => boolean;
-
-/** io_error bits a peer may report; anything else is masked off. */
-const IOERR_MASK = 0x7;
 
 /**
  * Installs the reader's message handler: common client messages handled here, role-specific ones

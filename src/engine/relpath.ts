@@ -16,7 +16,5 @@ export function baseOf(rel: string): string {
   return i < 0 ? rel : rel.slice(i + 1);
 }
 
-/** Printable form of a byte-string path for logs (UTF-8 where valid). */
-export function printable(rel: string): string {
-  return Buffer.from(rel, 'latin1').toString('utf8');
-}
+/** TRANSITIONAL, delete at merge: receiver.ts still takes `printable` from here; its home is src/printable.ts. */
+export { printable } from '../printable.js';

@@ -5,7 +5,7 @@
  */
 import { ExitCode, RsyncError } from '../protocol/errors.js';
 import type { DeleteTiming, ServerOptions } from './server-options.js';
-import { describePath } from './paths.js';
+import { quoted } from '../printable.js';
 
 export const MAX_ARGS = 10000;
 export const MAX_ARG_BYTES = 4096;
@@ -277,7 +277,7 @@ function syntax(message: string): RsyncError {
 }
 
 function parseInteger(value: string, name: string, min: number, max: number): number {
-  if (!/^[+-]?\d{1,12}$/.test(value)) throw syntax(`rsync: --${name}: invalid numeric value ${describePath(value)}`);
+  if (!/^[+-]?\d{1,12}$/.test(value)) throw syntax(`rsync: --${name}: invalid numeric value ${quoted(value)}`);
   const n = Number(value);
   if (n < min || n > max) throw syntax(`rsync: --${name}: value ${value} is out of range (${min}..${max})`);
   return n;
@@ -300,7 +300,7 @@ const SUFFIX_POWERS: Record<string, number> = { b: 0, k: 1, m: 2, g: 3, t: 4, p:
  */
 export function parseSize(value: string, rule: SizeRule): number {
   const m = SIZE_RE.exec(value);
-  if (m === null) throw syntax(`rsync: --${rule.name} value is invalid: ${describePath(value)}`);
+  if (m === null) throw syntax(`rsync: --${rule.name} value is invalid: ${quoted(value)}`);
   const [, digits = '', suffix = rule.defaultSuffix, unit, adjust] = m;
   const base = unit === 'b' || unit === 'B' ? 1000 : 1024;
   const power = SUFFIX_POWERS[suffix.toLowerCase()] ?? 0;
@@ -309,10 +309,10 @@ export function parseSize(value: string, rule: SizeRule): number {
   if (adjust === '-1') size -= 1;
   const max = rule.max ?? Number.MAX_SAFE_INTEGER;
   if (!Number.isSafeInteger(size) || size > max) {
-    throw syntax(`rsync: --${rule.name} value is too large: ${describePath(value)} (max ${max})`);
+    throw syntax(`rsync: --${rule.name} value is too large: ${quoted(value)} (max ${max})`);
   }
   if (size < (rule.min ?? 0)) {
-    throw syntax(`rsync: --${rule.name} value is too small: ${describePath(value)} (min ${rule.min ?? 0})`);
+    throw syntax(`rsync: --${rule.name} value is too small: ${quoted(value)} (min ${rule.min ?? 0})`);
   }
   return size;
 }
@@ -321,7 +321,7 @@ export function parseSize(value: string, rule: SizeRule): number {
 function parseMaxAlloc(value: string): number {
   const size = parseSize(value, { name: 'max-alloc', defaultSuffix: 'B' });
   if (size === 0) throw syntax('rsync: --max-alloc must be greater than zero');
-  if (size < MIN_MAX_ALLOC) throw syntax(`rsync: --max-alloc value is too small: ${describePath(value)} (min ${MIN_MAX_ALLOC})`);
+  if (size < MIN_MAX_ALLOC) throw syntax(`rsync: --max-alloc value is too small: ${quoted(value)} (min ${MIN_MAX_ALLOC})`);
   return size;
 }
 
@@ -342,17 +342,17 @@ function parseStderrMode(value: string): boolean | undefined {
   if (value !== '' && 'errors'.startsWith(value)) return undefined;
   if (value !== '' && 'all'.startsWith(value)) return true;
   if (value !== '' && 'client'.startsWith(value)) return false;
-  throw syntax(`rsync: --stderr mode ${describePath(value)} is not one of errors, all, or client`);
+  throw syntax(`rsync: --stderr mode ${quoted(value)} is not one of errors, all, or client`);
 }
 
 function parseAlgorithmName(value: string, name: string): string {
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(value)) throw syntax(`rsync: --${name}: invalid name ${describePath(value)}`);
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(value)) throw syntax(`rsync: --${name}: invalid name ${quoted(value)}`);
   return value;
 }
 
 function parseChecksumChoice(value: string): string {
   const names = value.split(',');
-  if (names.length > 2) throw syntax(`rsync: --checksum-choice: at most two names are allowed: ${describePath(value)}`);
+  if (names.length > 2) throw syntax(`rsync: --checksum-choice: at most two names are allowed: ${quoted(value)}`);
   for (const n of names) parseAlgorithmName(n, 'checksum-choice');
   return value;
 }
@@ -433,7 +433,7 @@ function parseWords(words: string[], opts: ServerOptions, mode: Mode): void {
     } else if (word.startsWith('-') && word.length > 1 && word !== '--') {
       i = parseShortCluster(words, i, opts);
     } else {
-      throw syntax(`rsync: on remote machine: unexpected argument ${describePath(word)} before "."`);
+      throw syntax(`rsync: on remote machine: unexpected argument ${quoted(word)} before "."`);
     }
     if (mode === 'command' && opts.protectArgs) {
       checkProtectedTail(words.slice(i), opts);
@@ -447,14 +447,14 @@ function parseWords(words: string[], opts: ServerOptions, mode: Mode): void {
 function checkProtectedTail(rest: string[], opts: ServerOptions): void {
   for (const word of rest) {
     if (!word.startsWith('--iconv=')) {
-      throw syntax(`rsync: on remote machine: unexpected argument ${describePath(word)} after -s`);
+      throw syntax(`rsync: on remote machine: unexpected argument ${quoted(word)} after -s`);
     }
     applyOption(spec('iconv'), opts, word.slice('--iconv='.length), 'iconv');
   }
 }
 
 function unknownOption(word: string): RsyncError {
-  const shown = describePath(word).slice(1, -1);
+  const shown = quoted(word).slice(1, -1);
   return syntax(`rsync: on remote machine: ${shown}: unknown option`);
 }
 
@@ -509,7 +509,7 @@ function parseShortCluster(words: string[], i: number, opts: ServerOptions): num
 
 function parseClientInfo(value: string): string {
   if (!/^\d*\.[A-Za-z0-9_]*$/.test(value)) {
-    throw syntax(`rsync: on remote machine: invalid capability string ${describePath(value)}`);
+    throw syntax(`rsync: on remote machine: invalid capability string ${quoted(value)}`);
   }
   return value;
 }

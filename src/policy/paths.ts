@@ -4,6 +4,7 @@
  * the sandbox's business. Paths are byte strings (latin1-decoded).
  */
 import { ExitCode, RsyncError } from '../protocol/errors.js';
+import { quoted } from '../printable.js';
 import type { Grant } from './grant.js';
 
 export const MAX_PATH_BYTES = 4096;
@@ -40,19 +41,9 @@ export function confinePath(arg: string, grant: Grant, what: string): ConfinedPa
   return { rel, trailingSlash, anchored };
 }
 
-/** Quote a byte-string path for an error message, escaping control bytes and bounding length. */
-export function describePath(path: string): string {
-  const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path;
-  return `"${shown.replace(/[\x00-\x1f\x7f-\x9f"\\]/g, escapeByte)}"`;
-}
-
-function escapeByte(ch: string): string {
-  return `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`;
-}
-
 function rejectUnsafeBytes(arg: string, what: string): void {
   if (arg.includes('\0')) {
-    throw new RsyncError(`rrsyncd: path ${describePath(arg)} contains a NUL byte (${what})`, ExitCode.SYNTAX);
+    throw new RsyncError(`rrsyncd: path ${quoted(arg)} contains a NUL byte (${what})`, ExitCode.SYNTAX);
   }
   if (arg.length > MAX_PATH_BYTES) {
     throw new RsyncError(
@@ -88,7 +79,7 @@ export function normalizeRoot(root: string): string {
 
 function outsideError(arg: string, what: string): RsyncError {
   return new RsyncError(
-    `rrsyncd: path ${describePath(arg)} is outside the allowed directory (${what})`,
+    `rrsyncd: path ${quoted(arg)} is outside the allowed directory (${what})`,
     ExitCode.SYNTAX,
   );
 }

@@ -6,13 +6,13 @@
  * MD4, XXH64, XXH3 and XXH128 come from hash-wasm's WebAssembly builds. hash-wasm's public API
  * can only create seeded XXH instances asynchronously, but the session seed is known only after
  * the handshake and block sums must be computed synchronously, so initChecksums() compiles the
- * hash-wasm modules once and we instantiate them ourselves (synchronously, any number, any seed).
+ * hash-wasm binaries (loaded by src/patches/hash-wasm.ts) once and we instantiate them ourselves
+ * (synchronously, any number, any seed).
  * MD5 and SHA1 whole-file sums use node:crypto (faster on large buffers).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { nativeBinding } from '../native.js';
+import { WASM_ALGOS, hashWasmBinaries, type WasmAlgo } from '../patches/hash-wasm.js';
 
 export type ChecksumName = 'md4' | 'md5' | 'sha1' | 'xxh64' | 'xxh3' | 'xxh128' | 'none';
 
@@ -99,8 +99,6 @@ export const sum1Blocks: typeof sum1BlocksJs = nativeSum1 ?? sum1BlocksJs;
 // ---------------------------------------------------------------------------------------------
 // WebAssembly hash engines (hash-wasm binaries, driven directly)
 
-type WasmAlgo = 'md4' | 'md5' | 'sha1' | 'xxhash64' | 'xxhash3' | 'xxhash128';
-const WASM_ALGOS: WasmAlgo[] = ['md4', 'md5', 'sha1', 'xxhash64', 'xxhash3', 'xxhash128'];
 /** hash-wasm's input buffer (MAIN_BUFFER_SIZE in its hash-wasm.h). */
 const WASM_IO_BUFFER = 16 * 1024;
 
@@ -211,24 +209,12 @@ function releaseWasmHash(h: WasmHash): void {
   if (free.length < POOL_LIMIT) free.push(h);
 }
 
-/** Finds hash-wasm's embedded base64 WebAssembly binary for one algorithm. */
-function extractWasmBinary(bundle: string, algo: WasmAlgo): Uint8Array {
-  const re = new RegExp(`var name(\\$\\w+)? = "${algo}";\\s*var data\\1? = "([A-Za-z0-9+/=]+)";`);
-  const m = re.exec(bundle);
-  if (!m) throw new Error(`hash-wasm layout changed: no embedded binary for ${algo}`);
-  return new Uint8Array(Buffer.from(m[2], 'base64'));
-}
-
 /** Loads the WebAssembly hash engines once; everything else in this module is synchronous. */
 export function initChecksums(): Promise<void> {
   if (!initPromise) {
     initPromise = (async () => {
-      const require = createRequire(import.meta.url);
-      const bundle = readFileSync(require.resolve('hash-wasm'), 'utf8');
-      for (const algo of WASM_ALGOS) {
-        const bin = extractWasmBinary(bundle, algo);
-        wasmModules.set(algo, await wasmApi.compile(bin));
-      }
+      const binaries = hashWasmBinaries();
+      for (const algo of WASM_ALGOS) wasmModules.set(algo, await wasmApi.compile(binaries.get(algo)!));
     })();
     initPromise.catch(() => {
       initPromise = null;

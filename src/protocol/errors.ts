@@ -17,6 +17,11 @@ export const ExitCode = {
   DEL_LIMIT: 25,
   TIMEOUT: 30,
 } as const;
+/** io_error bits (rsync.h IOERR_*): sent at the end of a file list and in MSG_IO_ERROR. */
+export const IOERR = { GENERAL: 1, VANISHED: 2, DEL_LIMIT: 4 } as const;
+/** The io_error bits a peer may report; anything else is masked off. */
+export const IOERR_MASK = IOERR.GENERAL | IOERR.VANISHED | IOERR.DEL_LIMIT;
+
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** A fatal error that ends the session with an rsync exit code and a message for the client. */

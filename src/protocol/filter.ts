@@ -1,11 +1,13 @@
 /**
  * Filter (exclude/include/merge) rules: the wire list (protocol-notes §5) and the rule text
  * grammar of rsync's parse_rule_tok(). Rule text is a byte string (latin1-decoded JS string).
- * Matching and per-directory merge files live in src/engine/filter-match.ts.
+ * Matching lives in src/engine/wildmatch.ts and filter-rules.ts, per-directory merge files in
+ * src/engine/filter-match.ts.
  */
 import { ExitCode, ProtocolError } from './errors.js';
 import type { ProtocolReader } from './input.js';
 import type { ProtocolWriter } from './output.js';
+import { quoted } from '../printable.js';
 
 export interface MergeOptions {
   noInherit: boolean; // 'n'
@@ -404,14 +406,8 @@ export function mergeNameEscapes(name: string, action: FilterRule['action']): bo
 export function assertMergeNameConfined(rule: FilterRule): void {
   if (rule.action !== 'merge' && rule.action !== 'dirMerge') return;
   if (mergeNameEscapes(rule.pattern, rule.action)) {
-    throw new ProtocolError(`rrsyncd: filter merge file "${printable(rule.pattern)}" is outside the transfer`, ExitCode.SYNTAX);
+    throw new ProtocolError(`rrsyncd: filter merge file ${quoted(rule.pattern)} is outside the transfer`, ExitCode.SYNTAX);
   }
-}
-
-/** Escapes control bytes so a peer-chosen name cannot forge log lines. */
-export function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Parses one rule as received on the wire (or given on a command line). Merge files must stay inside the transfer. */

@@ -5,7 +5,7 @@
  */
 import { canonicalChecksumName, SUPPORTED_CHECKSUMS, type ChecksumName, type ChecksumSpec } from '../protocol/checksum.js';
 import { canonicalCompressName, SUPPORTED_COMPRESSIONS, type CompressName } from '../protocol/token.js';
-import { CF } from '../engine/context.js';
+import { CF } from '../protocol/compat.js';
 import type { Side } from './side.js';
 
 /**

@@ -4,9 +4,12 @@
  * between the two sorted lists: each side sorts and numbers the list its own way.
  */
 import { digestLength, type ChecksumSpec } from '../protocol/checksum.js';
-import { FlistReader, FlistWriter, isDir, isRegular, isSymlink, sortFileList, type FileEntry, type FlistOptions } from '../protocol/flist.js';
+import { FlistReader } from '../protocol/flist/flist-reader.js';
+import { FlistWriter } from '../protocol/flist/flist-writer.js';
+import { sortFileList } from '../protocol/flist/flist-sort.js';
+import { isDir, isRegular, isSymlink, type FileEntry, type FlistOptions } from '../protocol/flist/entry.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { CF } from '../engine/context.js';
+import { CF } from '../protocol/compat.js';
 import type { RelayOptions } from './args.js';
 import type { Side } from './side.js';
 

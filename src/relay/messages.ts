@@ -4,8 +4,8 @@
  * the client would (names with -v, itemized changes with -i, progress, totals).
  */
 import { MsgTag } from '../protocol/mux.js';
-import { isDevice, isDir, isSpecial, isSymlink, type FileEntry } from '../protocol/flist.js';
-import { ITEM, isSignificant } from '../engine/itemize.js';
+import { isDevice, isDir, isSpecial, isSymlink, type FileEntry } from '../protocol/flist/entry.js';
+import { ITEM, isSignificant } from '../protocol/itemize.js';
 import type { RelayOptions } from './args.js';
 
 export interface Terminal {

@@ -2,7 +2,7 @@
  * --progress: rsync's per-file progress line ("\r   bytes  pct   rate   eta"), rewritten at most
  * twice a second and ended with a newline when the file is done.
  */
-import type { FileEntry } from '../protocol/flist.js';
+import type { FileEntry } from '../protocol/flist/entry.js';
 import { formatCount, type Terminal } from './messages.js';
 
 const REFRESH_MS = 500;

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { ProtocolReader } from '../protocol/input.js';
 import { ProtocolWriter } from '../protocol/output.js';
 import { ExitCode, ProtocolError, RsyncError } from '../protocol/errors.js';
-import { CF } from '../engine/context.js';
+import { CF } from '../protocol/compat.js';
 import type { SideRole } from './args.js';
 
 const MAX_NEGOTIATION_STRING = 255;

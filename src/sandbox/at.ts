@@ -6,6 +6,7 @@
  * `leaf` is always a single validated path component (a byte string).
  */
 import {
+  constants as fsConstants,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -20,30 +21,26 @@ import {
 import { constants as osConstants } from 'node:os';
 import { nativeBinding } from './native.js';
 import { toEntryStat, type EntryStat } from './stat.js';
+import { fileTypeOf } from '../protocol/file-mode.js';
 
-function procLeaf(dirFd: number, leaf: string): Buffer {
-  return Buffer.from(`/proc/self/fd/${dirFd}/${leaf}`, 'latin1');
+/** `/proc/self/fd/<fd>[/<name>]` as a Buffer so non-UTF-8 names survive. */
+export function procPath(fd: number, name?: string): Buffer {
+  return Buffer.from(name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`, 'latin1');
 }
+
+export const O_PATH = 0o10000000; // Linux (all common architectures)
+/** How every directory of a path is opened: pinned, never through a symlink. */
+export const DIR_FLAGS = O_PATH | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW;
 
 function leafBuf(leaf: string): Buffer {
   return Buffer.from(leaf, 'latin1');
 }
 
 const statOut = new Float64Array(12);
-const S_IFMT = 0o170000;
-const TYPES: Record<number, EntryStat['type']> = {
-  0o100000: 'file',
-  0o040000: 'dir',
-  0o120000: 'symlink',
-  0o020000: 'chr',
-  0o060000: 'blk',
-  0o010000: 'fifo',
-  0o140000: 'sock',
-};
 
 function entryFromNative(o: Float64Array, at = 0): EntryStat {
   return {
-    type: TYPES[o[at] & S_IFMT] ?? 'file',
+    type: fileTypeOf(o[at]) ?? 'file',
     mode: o[at],
     size: o[at + 1],
     mtimeSec: o[at + 2],
@@ -95,7 +92,7 @@ export function lstatAt(dirFd: number, leaf: string): EntryStat | null {
     return nativeBinding.lstatat(dirFd, leafBuf(leaf), statOut) ? entryFromNative(statOut) : null;
   }
   try {
-    const st = lstatSync(procLeaf(dirFd, leaf), { bigint: true, throwIfNoEntry: false }) as BigIntStats | undefined;
+    const st = lstatSync(procPath(dirFd, leaf), { bigint: true, throwIfNoEntry: false }) as BigIntStats | undefined;
     return st === undefined ? null : toEntryStat(st);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
@@ -105,17 +102,17 @@ export function lstatAt(dirFd: number, leaf: string): EntryStat | null {
 
 export function openAt(dirFd: number, leaf: string, flags: number, mode = 0): number {
   if (nativeBinding) return nativeBinding.openat(dirFd, leafBuf(leaf), flags, mode);
-  return openSync(procLeaf(dirFd, leaf), flags, mode);
+  return openSync(procPath(dirFd, leaf), flags, mode);
 }
 
 export function renameAt(fromDir: number, fromLeaf: string, toDir: number, toLeaf: string): void {
   if (nativeBinding) nativeBinding.renameat(fromDir, leafBuf(fromLeaf), toDir, leafBuf(toLeaf));
-  else renameSync(procLeaf(fromDir, fromLeaf), procLeaf(toDir, toLeaf));
+  else renameSync(procPath(fromDir, fromLeaf), procPath(toDir, toLeaf));
 }
 
 export function linkAt(fromDir: number, fromLeaf: string, toDir: number, toLeaf: string): void {
   if (nativeBinding) nativeBinding.linkat(fromDir, leafBuf(fromLeaf), toDir, leafBuf(toLeaf));
-  else linkSync(procLeaf(fromDir, fromLeaf), procLeaf(toDir, toLeaf));
+  else linkSync(procPath(fromDir, fromLeaf), procPath(toDir, toLeaf));
 }
 
 /** Gives the open (O_TMPFILE) file `fd` the name leaf in dirFd; false when the name exists. */
@@ -127,25 +124,25 @@ export function linkFdAt(fd: number, dirFd: number, leaf: string): boolean {
 /** The names in the directory dirFd (sorted bytewise, without . and ..). */
 export function readdirAt(dirFd: number): string[] {
   if (nativeBinding?.readdirfd) return nativeBinding.readdirfd(dirFd);
-  return readdirSync(procLeaf(dirFd, '.'), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
+  return readdirSync(procPath(dirFd, '.'), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
 }
 
 export function unlinkAt(dirFd: number, leaf: string): void {
   if (nativeBinding) nativeBinding.unlinkat(dirFd, leafBuf(leaf), false);
-  else unlinkSync(procLeaf(dirFd, leaf));
+  else unlinkSync(procPath(dirFd, leaf));
 }
 
 export function rmdirAt(dirFd: number, leaf: string): void {
   if (nativeBinding) nativeBinding.unlinkat(dirFd, leafBuf(leaf), true);
-  else rmdirSync(procLeaf(dirFd, leaf));
+  else rmdirSync(procPath(dirFd, leaf));
 }
 
 export function mkdirAt(dirFd: number, leaf: string, mode: number): void {
   if (nativeBinding) nativeBinding.mkdirat(dirFd, leafBuf(leaf), mode);
-  else mkdirSync(procLeaf(dirFd, leaf), mode);
+  else mkdirSync(procPath(dirFd, leaf), mode);
 }
 
 export function symlinkAt(target: string, dirFd: number, leaf: string): void {
   if (nativeBinding) nativeBinding.symlinkat(Buffer.from(target, 'latin1'), dirFd, leafBuf(leaf));
-  else symlinkSync(Buffer.from(target, 'latin1'), procLeaf(dirFd, leaf));
+  else symlinkSync(Buffer.from(target, 'latin1'), procPath(dirFd, leaf));
 }

@@ -1,4 +1,5 @@
-import { SandboxError, quotePath } from './errors.js';
+import { SandboxError } from './errors.js';
+import { quoted } from '../printable.js';
 
 export const PATH_MAX = 4096;
 export const NAME_MAX = 255;
@@ -7,7 +8,7 @@ export const NAME_MAX = 255;
 const FORBIDDEN_CHARS = /[\x00\u0100-\uffff]/;
 
 function unsafe(rel: string, why: string): SandboxError {
-  return new SandboxError('EUNSAFE', rel, `unsafe path ${quotePath(rel)}: ${why}`);
+  return new SandboxError('EUNSAFE', rel, `unsafe path ${quoted(rel)}: ${why}`);
 }
 
 /**
@@ -35,21 +36,22 @@ export function splitRel(rel: string): string[] {
 /** Validates a single directory-entry name (no '/', not '.' or '..'). */
 export function checkName(name: string, rel: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.length > NAME_MAX) {
-    throw unsafe(rel, `bad name ${quotePath(name)}`);
+    throw unsafe(rel, `bad name ${quoted(name)}`);
   }
   if (FORBIDDEN_CHARS.test(name)) throw unsafe(rel, 'NUL byte or non-byte character');
 }
 
-export function joinRel(parts: readonly string[]): string {
+/** The inverse of splitRel. */
+export function joinParts(parts: readonly string[]): string {
   return parts.join('/');
 }
 
 /** Validates a symlink target as stored bytes (content is not interpreted). */
 export function checkLinkTarget(target: string, rel: string): void {
-  if (target === '') throw new SandboxError('EUNSAFE', rel, `empty symlink target for ${quotePath(rel)}`);
-  if (target.length >= PATH_MAX) throw new SandboxError('EUNSAFE', rel, `symlink target too long for ${quotePath(rel)}`);
+  if (target === '') throw new SandboxError('EUNSAFE', rel, `empty symlink target for ${quoted(rel)}`);
+  if (target.length >= PATH_MAX) throw new SandboxError('EUNSAFE', rel, `symlink target too long for ${quoted(rel)}`);
   if (FORBIDDEN_CHARS.test(target)) {
-    throw new SandboxError('EUNSAFE', rel, `symlink target of ${quotePath(rel)} has a NUL or non-byte character`);
+    throw new SandboxError('EUNSAFE', rel, `symlink target of ${quoted(rel)} has a NUL or non-byte character`);
   }
 }
 

@@ -11,39 +11,46 @@ import {
   close as closeCallback,
   closeSync,
   constants,
-  chmodSync,
-  chownSync,
-  fchmodSync,
-  fchownSync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
-  futimesSync,
-  lchownSync,
-  linkSync,
   lstatSync,
-  lutimesSync,
   openSync,
-  readdirSync,
   readlinkSync,
   readSync,
-  rmdirSync,
-  unlinkSync,
-  utimesSync,
   writeSync,
 } from 'node:fs';
 import { DirCache, type DirRef } from './dircache.js';
-import { SandboxError, hasCode, quotePath, toSandboxError } from './errors.js';
-import { checkLinkTarget, checkName, joinRel, splitRel, tempNamePrefix } from './paths.js';
-import { asciiTempName, runWithFd, splitRdev } from './special.js';
-import { type EntryStat, toEntryStat, typeOfMode } from './stat.js';
-import { type Timestamp, checkTimestamp, nodeTimeFor, touchDate } from './times.js';
-import { nativeBinding, nativeTimes, type NativeTimeSetter } from './native.js';
-import { linkAt, linkFdAt, lstatAt, lstatManyAt, mkdirAt, openAt, readdirAt, renameAt, rmdirAt, symlinkAt, unlinkAt } from './at.js';
+import { SandboxError, hasCode, toSandboxError } from './errors.js';
+import { quoted } from '../printable.js';
+import { checkLinkTarget, checkName, joinParts, splitRel, tempNamePrefix } from './paths.js';
+import { createSpecialAt, splitRdev } from './special.js';
+import { type EntryStat, statFd, typeOfMode } from './stat.js';
+import { nativeBinding } from './native.js';
+import { setAttrsOnFd, setAttrsOnPinned, setSymlinkAttrs, type Attrs } from './attrs.js';
+import { removeEntryAt } from './tree.js';
+import {
+  DIR_FLAGS,
+  O_PATH,
+  linkAt,
+  linkFdAt,
+  lstatAt,
+  lstatManyAt,
+  mkdirAt,
+  openAt,
+  procPath,
+  readdirAt,
+  renameAt,
+  rmdirAt,
+  symlinkAt,
+  unlinkAt,
+} from './at.js';
 
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
 export type { Timestamp } from './times.js';
+// TRANSITIONAL, delete at merge: receiver.ts takes Attrs from here; its home is ./attrs.ts.
+export type { Attrs } from './attrs.js';
 export {
   isUnsafeSymlink,
   mungeSymlink,
@@ -53,14 +60,6 @@ export {
   PATH_MAX,
   NAME_MAX,
 } from './paths.js';
-
-export interface Attrs {
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  mtime?: Timestamp;
-  atime?: Timestamp;
-}
 
 export interface SandboxOptions {
   /** Directory fds kept open (LRU). 0 disables the cache. Default 64. */
@@ -77,20 +76,12 @@ export interface OpenFile {
   stat: EntryStat;
 }
 
-const O_PATH = 0o10000000; // Linux (all common architectures)
 const { O_DIRECTORY, O_NOFOLLOW, O_RDONLY, O_RDWR, O_CREAT, O_EXCL } = constants;
 const O_NOATIME = constants.O_NOATIME ?? 0;
-const DIR_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW;
 const TEMP_ATTEMPTS = 100;
 /** O_TMPFILE (Linux >= 3.11): __O_TMPFILE | O_DIRECTORY, whatever O_DIRECTORY is on this architecture. */
 const O_TMPFILE = 0o20000000 | O_DIRECTORY;
 const TEMP_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/** `/proc/self/fd/<fd>[/<name>]` as a Buffer so non-UTF-8 names survive. */
-function procPath(fd: number, name?: string): Buffer {
-  return Buffer.from(name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`, 'latin1');
-}
-
 
 function fdLabel(fd: number): string {
   return `<fd ${fd}>`;
@@ -100,10 +91,6 @@ function randomSuffix(): string {
   let s = '';
   for (let i = 0; i < 6; i++) s += TEMP_CHARS[Math.floor(Math.random() * TEMP_CHARS.length)];
   return s;
-}
-
-function statFd(fd: number): EntryStat {
-  return toEntryStat(fstatSync(fd, { bigint: true }) as BigIntStats);
 }
 
 export class Sandbox {
@@ -180,7 +167,7 @@ export class Sandbox {
     const ref = this.dir(parts, relDir);
     try {
       return lstatManyAt(ref.fd, names).map((r, i) =>
-        typeof r === 'string' ? new SandboxError(r, joinRel([...parts, names[i]]), `lstat ${quotePath(joinRel([...parts, names[i]]))} failed: ${r}`) : r,
+        typeof r === 'string' ? new SandboxError(r, joinParts([...parts, names[i]]), `lstat ${quoted(joinParts([...parts, names[i]]))} failed: ${r}`) : r,
       );
     } finally {
       this.cache.release(ref);
@@ -211,7 +198,7 @@ export class Sandbox {
     const file = this.openRegular('openRead', rel, O_RDONLY, true);
     if (expect !== undefined && (file.stat.dev !== expect.dev || file.stat.ino !== expect.ino)) {
       closeSync(file.fd);
-      throw new SandboxError('ECHANGED', rel, `file ${quotePath(rel)} changed since it was listed`);
+      throw new SandboxError('ECHANGED', rel, `file ${quoted(rel)} changed since it was listed`);
     }
     return file;
   }
@@ -285,10 +272,10 @@ export class Sandbox {
     try {
       for (let i = 0; i < TEMP_ATTEMPTS; i++) {
         const name = `${prefix}.${randomSuffix()}`;
-        const done = attempt(ref.fd, name, joinRel([...parts, name]));
+        const done = attempt(ref.fd, name, joinParts([...parts, name]));
         if (done !== null) return done;
       }
-      throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quotePath(baseName)} in ${quotePath(relDir)}`);
+      throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quoted(baseName)} in ${quoted(relDir)}`);
     } finally {
       this.cache.release(ref);
     }
@@ -356,13 +343,7 @@ export class Sandbox {
   /** Owner, then mode, then times on an open file (chown first: it clears set-id bits). */
   fsetAttrs(fd: number, attrs: Attrs): void {
     const label = fdLabel(fd);
-    this.guard('fsetAttrs', label, () => {
-      if (attrs.uid !== undefined || attrs.gid !== undefined) fchownSync(fd, attrs.uid ?? -1, attrs.gid ?? -1);
-      if (attrs.mode !== undefined) fchmodSync(fd, attrs.mode & 0o7777);
-      if (attrs.mtime !== undefined || attrs.atime !== undefined) {
-        this.setTimes(attrs, label, fd, () => statFd(fd), (a, m) => futimesSync(fd, a, m), undefined, nativeTimes?.onFd(fd));
-      }
-    });
+    this.guard('fsetAttrs', label, () => setAttrsOnFd(fd, attrs, label, this.exactTimes));
   }
 
   /**
@@ -372,7 +353,7 @@ export class Sandbox {
   setAttrs(rel: string, attrs: Attrs, opts: { isSymlink?: boolean } = {}): void {
     const parts = splitRel(rel);
     if (parts.length === 0) {
-      this.guard('setAttrs', rel, () => this.setAttrsOnPinned(this.rootFd, attrs, rel));
+      this.guard('setAttrs', rel, () => setAttrsOnPinned(this.rootFd, attrs, rel, this.exactTimes));
       return;
     }
     this.atLeaf('setAttrs', rel, (dirFd, leaf) => {
@@ -381,11 +362,11 @@ export class Sandbox {
         const mode = Number((fstatSync(leafFd, { bigint: true }) as BigIntStats).mode);
         if (typeOfMode(mode) === 'symlink') {
           if (attrs.mode !== undefined && opts.isSymlink !== true) {
-            throw new SandboxError('ELOOP', rel, `setAttrs ${quotePath(rel)}: is a symlink`);
+            throw new SandboxError('ELOOP', rel, `setAttrs ${quoted(rel)}: is a symlink`);
           }
-          this.setSymlinkAttrs(dirFd, leaf, leafFd, attrs, rel);
+          setSymlinkAttrs(dirFd, leaf, leafFd, attrs, rel, this.exactTimes);
         } else {
-          this.setAttrsOnPinned(leafFd, attrs, rel);
+          setAttrsOnPinned(leafFd, attrs, rel, this.exactTimes);
         }
       } finally {
         closeSync(leafFd);
@@ -411,8 +392,8 @@ export class Sandbox {
       renameAt(fromDir, fromLeaf, toDir, toLeaf),
     );
     // whichever of the two was a directory is now elsewhere (or gone)
-    this.cache.invalidate(joinRel(from));
-    this.cache.invalidate(joinRel(to));
+    this.cache.invalidate(joinParts(from));
+    this.cache.invalidate(joinParts(to));
   }
 
   unlink(rel: string): void {
@@ -420,7 +401,7 @@ export class Sandbox {
   }
 
   rmdir(rel: string): void {
-    this.cache.invalidate(joinRel(splitRel(rel)));
+    this.cache.invalidate(joinParts(splitRel(rel)));
     this.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirAt(dirFd, leaf));
   }
 
@@ -428,9 +409,9 @@ export class Sandbox {
   removeTree(rel: string): void {
     const parts = splitRel(rel);
     if (parts.length === 0) throw new SandboxError('EINVAL', rel, 'refusing to remove the root');
-    this.cache.invalidate(joinRel(parts));
+    this.cache.invalidate(joinParts(parts));
     if (this.lstat(rel) === null) return;
-    this.atLeaf('removeTree', rel, (dirFd, leaf) => this.removeEntry(dirFd, leaf, rel));
+    this.atLeaf('removeTree', rel, (dirFd, leaf) => removeEntryAt(dirFd, leaf, rel));
   }
 
   symlink(target: string, rel: string): void {
@@ -446,19 +427,20 @@ export class Sandbox {
   }
 
   mkfifo(rel: string, mode: number): void {
-    this.createSpecial(rel, 'mkfifo', ['-m', (mode & 0o7777).toString(8)]);
+    this.atLeaf('mkfifo', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mkfifo', ['-m', (mode & 0o7777).toString(8)]));
   }
 
   /** Device or fifo from a full st_mode (S_IFCHR/S_IFBLK/S_IFIFO); sockets are ENOTSUP. */
   mknod(rel: string, mode: number, rdev: number): void {
     const type = typeOfMode(mode);
     const perm = ['-m', (mode & 0o7777).toString(8)];
-    if (type === 'fifo') return this.createSpecial(rel, 'mkfifo', perm);
+    if (type === 'fifo') return this.atLeaf('mkfifo', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mkfifo', perm));
     if (type !== 'chr' && type !== 'blk') {
-      throw new SandboxError('ENOTSUP', rel, `mknod ${quotePath(rel)}: cannot create a ${type}`);
+      throw new SandboxError('ENOTSUP', rel, `mknod ${quoted(rel)}: cannot create a ${type}`);
     }
     const { major, minor } = splitRdev(rdev);
-    this.createSpecial(rel, 'mknod', perm, [type === 'chr' ? 'c' : 'b', String(major), String(minor)]);
+    const node = [type === 'chr' ? 'c' : 'b', String(major), String(minor)];
+    this.atLeaf('mknod', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mknod', perm, node));
   }
 
   // ---------------------------------------------------------------- internals
@@ -471,7 +453,7 @@ export class Sandbox {
   }
 
   private guard<T>(op: string, rel: string, fn: () => T): T {
-    if (this.closed) throw new SandboxError('EBADF', rel, `${op} ${quotePath(rel)}: sandbox is closed`);
+    if (this.closed) throw new SandboxError('EBADF', rel, `${op} ${quoted(rel)}: sandbox is closed`);
     try {
       return fn();
     } catch (err) {
@@ -484,14 +466,14 @@ export class Sandbox {
    * createMode, missing components are created with that mode.
    */
   private dir(parts: readonly string[], rel: string, createMode?: number): DirRef {
-    if (this.closed) throw new SandboxError('EBADF', rel, `${quotePath(rel)}: sandbox is closed`);
+    if (this.closed) throw new SandboxError('EBADF', rel, `${quoted(rel)}: sandbox is closed`);
     if (parts.length === 0) return { fd: this.rootFd, key: '' };
-    const exact = this.cache.acquire(joinRel(parts));
+    const exact = this.cache.acquire(joinParts(parts));
     if (exact !== null) return exact;
     let depth = parts.length - 1;
     let ref: DirRef = { fd: this.rootFd, key: '' };
     for (; depth > 0; depth--) {
-      const hit = this.cache.acquire(joinRel(parts.slice(0, depth)));
+      const hit = this.cache.acquire(joinParts(parts.slice(0, depth)));
       if (hit !== null) {
         ref = hit;
         break;
@@ -505,7 +487,7 @@ export class Sandbox {
         this.cache.release(ref);
         throw err;
       }
-      const next = this.cache.adopt(joinRel(parts.slice(0, depth + 1)), fd);
+      const next = this.cache.adopt(joinParts(parts.slice(0, depth + 1)), fd);
       this.cache.release(ref);
       ref = next;
     }
@@ -520,7 +502,7 @@ export class Sandbox {
         try {
           mkdirAt(parentFd, parts[depth], createMode);
         } catch (mkErr) {
-          if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinRel(parts.slice(0, depth + 1)));
+          if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinParts(parts.slice(0, depth + 1)));
         }
         return this.openDirAt(parentFd, parts, depth, rel);
       }
@@ -531,7 +513,7 @@ export class Sandbox {
 
   /** Explains why a component could not be opened as a directory (for the message only). */
   private notADirectory(parentFd: number, parts: readonly string[], depth: number, rel: string): SandboxError {
-    const component = quotePath(joinRel(parts.slice(0, depth + 1)));
+    const component = quoted(joinParts(parts.slice(0, depth + 1)));
     let isLink = false;
     try {
       isLink = lstatSync(procPath(parentFd, parts[depth])).isSymbolicLink();
@@ -539,8 +521,8 @@ export class Sandbox {
       // vanished again; report it as not-a-directory
     }
     return isLink
-      ? new SandboxError('ELOOP', rel, `path component ${component} of ${quotePath(rel)} is a symlink`)
-      : new SandboxError('ENOTDIR', rel, `path component ${component} of ${quotePath(rel)} is not a directory`);
+      ? new SandboxError('ELOOP', rel, `path component ${component} of ${quoted(rel)} is a symlink`)
+      : new SandboxError('ENOTDIR', rel, `path component ${component} of ${quoted(rel)} is not a directory`);
   }
 
   /** Runs fn(parentFd, leafName) with the parent pinned; the root itself is not a leaf. */
@@ -585,7 +567,7 @@ export class Sandbox {
         const type = typeOfMode(Number((fstatSync(pathFd, { bigint: true }) as BigIntStats).mode));
         if (type !== 'file') {
           const code = type === 'symlink' ? 'ELOOP' : type === 'dir' ? 'EISDIR' : 'EBADTYPE';
-          throw new SandboxError(code, rel, `${op} ${quotePath(rel)}: not a regular file (${type})`);
+          throw new SandboxError(code, rel, `${op} ${quoted(rel)}: not a regular file (${type})`);
         }
         // Re-opening the pinned inode through its magic link never opens a fifo/device by name.
         const fd = this.reopen(pathFd, flags, noatime);
@@ -606,134 +588,5 @@ export class Sandbox {
       }
     }
     return openSync(procPath(pathFd), flags);
-  }
-
-  /** Owner, mode and times on a pinned non-symlink inode (an O_PATH fd), via its magic link. */
-  private setAttrsOnPinned(pinnedFd: number, attrs: Attrs, rel: string): void {
-    const path = procPath(pinnedFd);
-    if (attrs.uid !== undefined || attrs.gid !== undefined) chownSync(path, attrs.uid ?? -1, attrs.gid ?? -1);
-    if (attrs.mode !== undefined) chmodSync(path, attrs.mode & 0o7777);
-    if (attrs.mtime !== undefined || attrs.atime !== undefined) {
-      this.setTimes(attrs, rel, pinnedFd, () => statFd(pinnedFd), (a, m) => utimesSync(path, a, m), undefined, nativeTimes?.onPath(-100, path, true));
-    }
-  }
-
-  private setSymlinkAttrs(dirFd: number, leaf: string, leafFd: number, attrs: Attrs, rel: string): void {
-    const path = procPath(dirFd, leaf);
-    if (attrs.uid !== undefined || attrs.gid !== undefined) lchownSync(path, attrs.uid ?? -1, attrs.gid ?? -1);
-    if (attrs.mtime === undefined && attrs.atime === undefined) return;
-    const viaNode = (a: number, m: number): void => lutimesSync(path, a, m);
-    const current = (): EntryStat => statFd(leafFd);
-    // touch -h needs a name it can be given in argv: a temporary ASCII hard link to the symlink.
-    this.setTimes(
-      attrs,
-      rel,
-      dirFd,
-      current,
-      viaNode,
-      () => {
-        const tmp = asciiTempName();
-        linkSync(path, procPath(dirFd, tmp));
-        return { path: `/proc/self/fd/3/${tmp}`, noDeref: true, cleanup: () => unlinkSync(procPath(dirFd, tmp)) };
-      },
-      nativeTimes?.onPath(dirFd, leaf, false),
-    );
-  }
-
-  /**
-   * Sets atime/mtime through Node when it can express them (µs, >= 1970), else with touch(1).
-   * `fd` becomes the child's fd 3; by default touch addresses `/proc/self/fd/3` (follows to it).
-   */
-  private setTimes(
-    attrs: Attrs,
-    rel: string,
-    fd: number,
-    current: () => EntryStat,
-    viaNode: (atime: number, mtime: number) => void,
-    touchTarget: () => { path: string; noDeref: boolean; cleanup: () => void } = () => ({
-      path: '/proc/self/fd/3',
-      noDeref: false,
-      cleanup: () => undefined,
-    }),
-    viaNative?: NativeTimeSetter,
-  ): void {
-    for (const t of [attrs.atime, attrs.mtime]) {
-      if (t !== undefined && !checkTimestamp(t)) throw new SandboxError('EINVAL', rel, `bad timestamp for ${quotePath(rel)}`);
-    }
-    if (viaNative) {
-      viaNative(attrs.atime, attrs.mtime);
-      return;
-    }
-    if (this.trySetTimesViaNode(attrs, current, viaNode)) return;
-    const { atime, mtime } = attrs;
-    const target = touchTarget();
-    try {
-      const base = target.noDeref ? ['-h', '-c'] : ['-c'];
-      if (atime !== undefined && mtime !== undefined && atime.sec === mtime.sec && atime.nsec === mtime.nsec) {
-        runWithFd('touch', [...base, '-d', touchDate(mtime), '--', target.path], fd, rel);
-        return;
-      }
-      if (atime !== undefined) runWithFd('touch', [...base, '-a', '-d', touchDate(atime), '--', target.path], fd, rel);
-      if (mtime !== undefined) runWithFd('touch', [...base, '-m', '-d', touchDate(mtime), '--', target.path], fd, rel);
-    } finally {
-      target.cleanup();
-    }
-  }
-
-  private trySetTimesViaNode(
-    attrs: Attrs,
-    current: () => EntryStat,
-    viaNode: (atime: number, mtime: number) => void,
-  ): boolean {
-    let a = attrs.atime === undefined ? null : nodeTimeFor(attrs.atime, this.exactTimes);
-    let m = attrs.mtime === undefined ? null : nodeTimeFor(attrs.mtime, this.exactTimes);
-    if ((attrs.atime !== undefined && a === null) || (attrs.mtime !== undefined && m === null)) return false;
-    if (a === null || m === null) {
-      // Node sets both: keep the other one as it is (to the microsecond)
-      const st = current();
-      a ??= nodeTimeFor({ sec: st.atimeSec, nsec: st.atimeNsec }, false);
-      m ??= nodeTimeFor({ sec: st.mtimeSec, nsec: st.mtimeNsec }, false);
-      if (a === null || m === null) return false;
-    }
-    viaNode(a, m);
-    return true;
-  }
-
-  /** mkfifo/mknod under an ASCII temp name in the pinned parent, then link(2) to the real name. */
-  private createSpecial(rel: string, tool: string, opts: string[], tail: string[] = []): void {
-    this.atLeaf(tool, rel, (dirFd, leaf) => {
-      const tmp = asciiTempName();
-      runWithFd(tool, [...opts, '--', `/proc/self/fd/3/${tmp}`, ...tail], dirFd, rel);
-      try {
-        linkSync(procPath(dirFd, tmp), procPath(dirFd, leaf));
-      } finally {
-        unlinkSync(procPath(dirFd, tmp));
-      }
-    });
-  }
-
-  /** Removes `leaf` in the pinned dir: recursively if it is a directory, never following symlinks. */
-  private removeEntry(dirFd: number, leaf: string, rel: string): void {
-    const path = procPath(dirFd, leaf);
-    let sub: number;
-    try {
-      sub = openSync(path, DIR_FLAGS);
-    } catch (err) {
-      if (hasCode(err, 'ENOTDIR', 'ELOOP')) {
-        unlinkSync(path); // a file, or a symlink (removed itself, never its target)
-        return;
-      }
-      if (hasCode(err, 'ENOENT')) return;
-      throw err;
-    }
-    try {
-      for (const child of readdirSync(procPath(sub), { encoding: 'buffer' })) {
-        const name = child.toString('latin1');
-        this.removeEntry(sub, name, `${rel}/${name}`);
-      }
-    } finally {
-      closeSync(sub);
-    }
-    rmdirSync(path);
   }
 }

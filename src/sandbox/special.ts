@@ -5,7 +5,10 @@
  * result is linked/renamed to the real byte-string name by the parent.
  */
 import { spawnSync } from 'node:child_process';
-import { SandboxError, quotePath } from './errors.js';
+import { linkSync, unlinkSync } from 'node:fs';
+import { procPath } from './at.js';
+import { SandboxError } from './errors.js';
+import { quoted } from '../printable.js';
 
 const ERRNO_BY_TEXT: ReadonlyArray<[string, string]> = [
   ['Operation not permitted', 'EPERM'],
@@ -33,12 +36,12 @@ export function runWithFd(tool: string, args: string[], fd: number, rel: string)
   });
   if (res.error !== undefined) {
     const code = (res.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOTSUP' : 'EIO';
-    throw new SandboxError(code, rel, `${tool} for ${quotePath(rel)} could not run: ${res.error.message}`);
+    throw new SandboxError(code, rel, `${tool} for ${quoted(rel)} could not run: ${res.error.message}`);
   }
   if (res.status !== 0) {
     const stderr = res.stderr?.toString('utf8') ?? '';
     const code = codeFromStderr(stderr);
-    throw new SandboxError(code, rel, `${tool} for ${quotePath(rel)} failed: ${code}`);
+    throw new SandboxError(code, rel, `${tool} for ${quoted(rel)} failed: ${code}`);
   }
 }
 
@@ -53,4 +56,15 @@ export function splitRdev(rdev: number): { major: number; minor: number } {
 
 export function asciiTempName(): string {
   return `.rrsyncd-tmp.${process.pid}.${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/** mkfifo/mknod under an ASCII temp name in the pinned parent, then link(2) to the real name `leaf`. */
+export function createSpecialAt(dirFd: number, leaf: string, rel: string, tool: string, opts: string[], tail: string[] = []): void {
+  const tmp = asciiTempName();
+  runWithFd(tool, [...opts, '--', `/proc/self/fd/3/${tmp}`, ...tail], dirFd, rel);
+  try {
+    linkSync(procPath(dirFd, tmp), procPath(dirFd, leaf));
+  } finally {
+    unlinkSync(procPath(dirFd, tmp));
+  }
 }

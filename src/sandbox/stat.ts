@@ -1,6 +1,7 @@
-import type { BigIntStats } from 'node:fs';
+import { fstatSync, type BigIntStats } from 'node:fs';
+import { fileTypeOf, type FileType } from '../protocol/file-mode.js';
 
-export type EntryType = 'file' | 'dir' | 'symlink' | 'chr' | 'blk' | 'fifo' | 'sock';
+export type EntryType = FileType;
 
 export interface EntryStat {
   type: EntryType;
@@ -19,19 +20,8 @@ export interface EntryStat {
   rdev: number;
 }
 
-export const S_IFMT = 0o170000;
-const TYPE_BY_FORMAT: ReadonlyMap<number, EntryType> = new Map([
-  [0o100000, 'file'],
-  [0o040000, 'dir'],
-  [0o120000, 'symlink'],
-  [0o020000, 'chr'],
-  [0o060000, 'blk'],
-  [0o010000, 'fifo'],
-  [0o140000, 'sock'],
-]);
-
 export function typeOfMode(mode: number): EntryType {
-  const type = TYPE_BY_FORMAT.get(mode & S_IFMT);
+  const type = fileTypeOf(mode);
   if (type === undefined) throw new Error(`unknown file type in mode ${mode.toString(8)}`);
   return type;
 }
@@ -68,4 +58,8 @@ export function toEntryStat(st: BigIntStats): EntryStat {
     nlink: Number(st.nlink),
     rdev: Number(st.rdev),
   };
+}
+
+export function statFd(fd: number): EntryStat {
+  return toEntryStat(fstatSync(fd, { bigint: true }) as BigIntStats);
 }

@@ -10,13 +10,13 @@ import ssh2, { type AuthContext, type Connection, type ServerChannel, type Sessi
 import type { Logger } from 'pino';
 import type { SessionIO, SessionRequest, SessionResult } from '../engine/session.js';
 import { isRsyncServerArgv, splitShellWords } from '../policy/shellwords.js';
-import { printableBytes } from '../log.js';
+import { logText } from '../printable.js';
 import type { Config } from '../config/load.js';
 import { parseListenAddress } from '../config/schema.js';
 import type { KeyEntry, KeyRing } from './authorized-keys.js';
 import type { HostKey } from './host-keys.js';
-import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
-import { poolOutgoingPackets } from './packet-pool.js';
+import { batchSocketWrites, fixChannelFlowControl } from '../patches/ssh2-channel.js';
+import { poolOutgoingPackets } from '../patches/ssh2-packets.js';
 import { nativeBinding } from '../native.js';
 import { escapeControlBytes } from '../protocol/message-text.js';
 import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
@@ -462,12 +462,12 @@ export class RrsyncServer {
         result = { ...result, exitCode: 0 };
         record.argv = ['true'];
       } else if (typeof refusal === 'string') {
-        record.command = printableBytes(commandBytes);
+        record.command = logText(commandBytes);
         record.refused = refusal;
         await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: ${refusal}\n`)), channel);
       } else {
         const argv = refusal.argv;
-        record.argv = argv.map(printableBytes);
+        record.argv = argv.map(logText);
         const limit = entry.grant?.limits.maxSessions;
         const running = this.activePerGrant.get(grantKey) ?? 0;
         if (this.draining) {
@@ -539,7 +539,7 @@ export class RrsyncServer {
     } catch (err) {
       return `command not allowed: ${(err as Error).message}`;
     }
-    if (!isRsyncServerArgv(argv)) return `command not allowed: ${printableBytes(commandBytes)}`;
+    if (!isRsyncServerArgv(argv)) return `command not allowed: ${logText(commandBytes)}`;
     return { argv };
   }
 

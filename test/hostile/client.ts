@@ -31,7 +31,10 @@ import {
   type ChecksumSpec,
 } from '../../src/protocol/checksum.js';
 import { UnexpectedEofError } from '../../src/protocol/errors.js';
-import { FlistReader, FlistWriter, sortFileList, type FileEntry, type FlistOptions } from '../../src/protocol/flist.js';
+import { FlistReader } from '../../src/protocol/flist/flist-reader.js';
+import { FlistWriter } from '../../src/protocol/flist/flist-writer.js';
+import { sortFileList } from '../../src/protocol/flist/flist-sort.js';
+import type { FileEntry, FlistOptions } from '../../src/protocol/flist/entry.js';
 import { ProtocolReader } from '../../src/protocol/input.js';
 import { MsgTag } from '../../src/protocol/mux.js';
 import { NDX_DEL_STATS, NDX_DONE, NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../../src/protocol/ndx.js';

@@ -202,7 +202,7 @@ t.test('push: a file list of 600k entries', SLOW, (t) =>
     t,
     { args: PUSH, mode: 'spawn', finish: { deadlineMs: 40000, closeAfterMs: 500 } },
     async (c) => {
-      const { FlistWriter } = await import('../../src/protocol/flist.js');
+      const { FlistWriter } = await import('../../src/protocol/flist/flist-writer.js');
       const fw = new FlistWriter(c.flistOptions());
       void c.drainOutput();
       fw.writeEntry(c.w, dirEntry('.'));

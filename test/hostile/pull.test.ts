@@ -10,7 +10,7 @@ import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT, ITEM, MsgTag, NDX_DONE, NDX_FLIST_EOF, type HostileClient } from './client.js';
 import { PULL, runCase, type CaseSpec } from './harness.js';
-import type { FileEntry } from '../../src/protocol/flist.js';
+import type { FileEntry } from '../../src/protocol/flist/entry.js';
 import type { Arena } from './client.js';
 
 const SRC_NAMES = ['.', 'f', 'zeros', 'd', 'd/g', 'lnk', 'slink', 'rlnk', 'inroot'];

@@ -9,7 +9,7 @@ import { lstatSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileS
 import { join } from 'node:path';
 import { dirEntry, EXIT, fileEntry, ITEM, linkEntry, NDX_DONE, NDX_FLIST_EOF, type HostileClient } from './client.js';
 import { PUSH, PUSH_INC, runCase } from './harness.js';
-import { XMIT } from '../../src/protocol/flist.js';
+import { XMIT } from '../../src/protocol/flist/xmit.js';
 
 const UNSAFE = /ABORTING due to unsafe pathname from sender/;
 

@@ -3,6 +3,7 @@ import t from 'tap';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { parseFilterRule, type FilterRule } from '../../src/protocol/filter.js';
 import { FilterSet, type FilterOptions, type MergeFileReader } from '../../src/engine/filter-match.js';
+import { SandboxError } from '../../src/sandbox/errors.js';
 
 /** The message of what fn throws ('' if nothing). */
 function thrownMessage(fn: () => unknown): string {
@@ -312,4 +313,19 @@ t.test('20 000 names x ~40 rules is fast', async (t) => {
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   t.equal(kept, 16_000);
   t.ok(ms < 500, `took ${ms.toFixed(1)} ms`);
+});
+
+t.test('an oversize merge file is an error (exit 11), never silently skipped with its rules', async (t) => {
+  const oversize: MergeFileReader = (_dir, name) => {
+    throw new SandboxError('EFBIG', name, `"${name}" is larger than 1048576 bytes`);
+  };
+  t.throws(() => sender([': .rsync-filter'], { readMergeFile: oversize }).enterDir('d'), {
+    name: 'ProtocolError',
+    code: 11,
+    message: 'rsync: [sender] failed to open exclude file ".rsync-filter": File too large (27) (larger than 1048576 bytes)',
+  });
+  t.throws(() => new FilterSet([parseFilterRule('. .protect', 32)], { side: 'receiver', protocol: 32, readMergeFile: oversize }), {
+    code: 11,
+    message: /^rsync: \[generator\] failed to open exclude file ".protect": File too large \(27\)/,
+  });
 });

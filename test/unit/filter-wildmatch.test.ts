@@ -1,6 +1,6 @@
 /** wildmatch(): the cases of rsync's wildtest.txt (match?, text, pattern), re-typed as data. */
 import t from 'tap';
-import { wildmatch } from '../../src/engine/filter-match.js';
+import { wildmatch } from '../../src/engine/wildmatch.js';
 
 const CASES: Array<[boolean, string, string]> = [
   [true, "foo", "foo"],

@@ -3,7 +3,8 @@
  * FlistWriter (same options) to reproduce the reference writer's bytes.
  */
 import t, { type Test } from 'tap';
-import { isDir, isSymlink, XMIT, type FileEntry, type FlistOptions } from '../../src/protocol/flist.js';
+import { isDir, isSymlink, type FileEntry, type FlistOptions } from '../../src/protocol/flist/entry.js';
+import { XMIT } from '../../src/protocol/flist/xmit.js';
 import {
   allEntries,
   baseOptions,

@@ -6,16 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  FlistReader,
-  FlistWriter,
-  compareFileNames,
-  fileNameSortKey,
-  sortFileList,
-  XMIT,
-  type FileEntry,
-  type FlistOptions,
-} from '../../src/protocol/flist.js';
+import { FlistReader } from '../../src/protocol/flist/flist-reader.js';
+import { FlistWriter } from '../../src/protocol/flist/flist-writer.js';
+import { compareFileNames, fileNameSortKey, sortFileList } from '../../src/protocol/flist/flist-sort.js';
+import { XMIT } from '../../src/protocol/flist/xmit.js';
+import type { FileEntry, FlistOptions } from '../../src/protocol/flist/entry.js';
 import { baseOptions, collectingWriter, readerFor } from './flist-support.js';
 
 function entry(name: string, mode = 0o100644, extra: Partial<FileEntry> = {}): FileEntry {

@@ -3,7 +3,8 @@
  * inc-recursion sub-lists and hard links that span lists; plus a 20 000-entry timing check.
  */
 import t from 'tap';
-import { compareFileNames as cmp, sortFileList, isDevice, isDir, isRegular, isSymlink, type FileEntry, type FlistOptions } from '../../src/protocol/flist.js';
+import { compareFileNames as cmp, sortFileList } from '../../src/protocol/flist/flist-sort.js';
+import { isDevice, isDir, isRegular, isSymlink, type FileEntry, type FlistOptions } from '../../src/protocol/flist/entry.js';
 import { allEntries, baseOptions, readerFor, readSession, writeSession, type DecodedSession } from './flist-support.js';
 
 /** A small deterministic PRNG (mulberry32). */

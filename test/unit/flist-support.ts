@@ -7,14 +7,10 @@ import { PassThrough } from 'node:stream';
 import { ProtocolReader } from '../../src/protocol/input.js';
 import { ProtocolWriter } from '../../src/protocol/output.js';
 import { NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../../src/protocol/ndx.js';
-import {
-  FlistReader,
-  FlistWriter,
-  isDir,
-  sortFileList,
-  type FileEntry,
-  type FlistOptions,
-} from '../../src/protocol/flist.js';
+import { FlistReader } from '../../src/protocol/flist/flist-reader.js';
+import { FlistWriter } from '../../src/protocol/flist/flist-writer.js';
+import { sortFileList } from '../../src/protocol/flist/flist-sort.js';
+import { isDir, type FileEntry, type FlistOptions } from '../../src/protocol/flist/entry.js';
 import { CAPTURES } from '../helpers/captures.js';
 
 export { CAPTURES };

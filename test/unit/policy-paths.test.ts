@@ -1,5 +1,6 @@
 import t from 'tap';
-import { confinePath, describePath } from '../../src/policy/paths.js';
+import { confinePath } from '../../src/policy/paths.js';
+import { quoted } from '../../src/printable.js';
 import { defaultGrant } from '../../src/policy/grant.js';
 
 const grant = defaultGrant('/srv/backup/alice');
@@ -55,6 +56,6 @@ t.test('rejects escapes, NUL and over-long paths', async (t) => {
 });
 
 t.test('error messages escape control bytes', async (t) => {
-  t.equal(describePath('a\x1b[2J\x9b"'), '"a\\x1b[2J\\x9b\\x22"');
-  t.equal(describePath('x'.repeat(300)).length, 2 + 200 + 3);
+  t.equal(quoted('a\x1b[2J\x9b"'), '"a\\x1b[2J\\x9b\\x22"');
+  t.equal(quoted('x'.repeat(300)).length, 2 + 200 + 3);
 });

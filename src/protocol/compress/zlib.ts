@@ -4,13 +4,14 @@
  * `zlib` also adds every matched block to both sides' history (zlibx does not).
  *
  * Node 20 has no public synchronous *stateful* zlib API. We drive the binding handle the same way
- * node:zlib's own *Sync functions do (`_handle.writeSync` + `_writeState`), minus the close at the
- * end. If those internals are ever missing or fail a self-test, we fall back to: a stateless
- * deflateRawSync per literal run (still a valid continuation of the peer's inflate stream, just
- * without cross-run history) and the public async InflateRaw stream for decoding.
+ * node:zlib's own *Sync functions do (src/patches/node-zlib.ts). If those internals are ever
+ * missing or fail a self-test, we fall back to: a stateless deflateRawSync per literal run (still
+ * a valid continuation of the peer's inflate stream, just without cross-run history) and the
+ * public async InflateRaw stream for decoding.
  */
 import zlib from 'node:zlib';
 import { ExitCode, ProtocolError } from '../errors.js';
+import { zlibInternals, type NativeZlibHandle } from '../../patches/node-zlib.js';
 import type { ProtocolWriter } from '../output.js';
 import {
   CHUNK_SIZE,
@@ -39,21 +40,6 @@ export function clampZlibLevel(level: number | undefined): number {
 /* ------------------------------------------------------------------------------------------ */
 /* The synchronous handle route                                                                */
 
-interface NativeZlibHandle {
-  writeSync(
-    flush: number,
-    input: Uint8Array,
-    inOff: number,
-    inLen: number,
-    out: Uint8Array,
-    outOff: number,
-    outLen: number,
-  ): void;
-  reset(): void;
-  params(level: number, strategy: number): void;
-  onerror: (message: string, errno: number) => void;
-}
-
 interface StepResult {
   produced: number;
   consumed: number;
@@ -66,13 +52,10 @@ class SyncZlibStream {
   private error: string | null = null;
 
   constructor(private readonly owner: zlib.DeflateRaw | zlib.InflateRaw) {
-    const internals = owner as unknown as { _handle?: NativeZlibHandle; _writeState?: Uint32Array };
-    const handle = internals._handle;
-    if (!handle || typeof handle.writeSync !== 'function' || !(internals._writeState instanceof Uint32Array)) {
-      throw new Error('node:zlib internal handle API unavailable');
-    }
-    this.handle = handle;
-    this.state = internals._writeState;
+    const internals = zlibInternals(owner);
+    if (!internals) throw new Error('node:zlib internal handle API unavailable');
+    this.handle = internals.handle;
+    this.state = internals.state;
     // node:zlib's own handler would destroy the stream; we only record the failure.
     this.handle.onerror = (message: string, errno: number) => {
       this.error = `${message} (errno ${errno})`;

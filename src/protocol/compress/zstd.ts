@@ -3,14 +3,12 @@
  * resets it between files and never ends the frame). Literal data is compressed with
  * ZSTD_e_continue, and with ZSTD_e_flush when a token or the end of the file follows.
  */
-import { createRequire } from 'node:module';
-import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { ExitCode, ProtocolError } from '../errors.js';
 import type { ProtocolWriter } from '../output.js';
 import { MAX_DATA_COUNT, writeDataHeader, type LiteralCompressor, type LiteralDecompressor } from './framing.js';
+import { zstdBinding } from '../../patches/zstd-napi.js';
 
-const require = createRequire(import.meta.url);
-const binding = require('zstd-napi/binding') as typeof ZstdBinding;
+const binding = zstdBinding;
 
 export const ZSTD_DEFAULT_LEVEL = 3;
 /** Decompressed pieces handed to the receiver (rsync: 2 x ZSTD_DStreamOutSize()). */
@@ -43,7 +41,7 @@ export class ZstdCompressor implements LiteralCompressor {
   matched(): void {}
 
   /** rsync's loop: 16383-byte output buffer, every non-empty output sent as one chunk. */
-  private compress(input: Buffer, op: ZstdBinding.EndDirective): void {
+  private compress(input: Buffer, op: (typeof binding.EndDirective)[keyof typeof binding.EndDirective]): void {
     let src = input;
     for (;;) {
       const [remaining, produced, consumed] = this.cctx.compressStream2(this.out, src, op);

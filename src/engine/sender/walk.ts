@@ -12,169 +12,26 @@
  *   `dir/` args and -R implied dirs) resolve targets component by component with sandbox calls
  *   only, confined to the grant root (see resolveInRoot).
  */
-import type { ServerOptions } from '../policy/server-options.js';
-import { confinePath } from '../policy/paths.js';
-import { ExitCode, RsyncError } from '../protocol/errors.js';
-import { isDir, XMIT, type FileEntry } from '../protocol/flist.js';
-import { SandboxError, isUnsafeSymlink, unmungeSymlink, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
-import type { FilterSet } from './filter-match.js';
-import { IOERR, type SessionContext } from './context.js';
-import { sendInfo, sendTransferError, sendWarning } from './messages.js';
-import { joinRel, printable } from './relpath.js';
+import type { ServerOptions } from '../../policy/server-options.js';
+import { confinePath } from '../../policy/paths.js';
+import { ExitCode, IOERR, RsyncError } from '../../protocol/errors.js';
+import { isDir } from '../../protocol/flist/entry.js';
+import { SandboxError, errnoText, errorText } from '../../sandbox/errors.js';
+import { isUnsafeSymlink, unmungeSymlink } from '../../sandbox/paths.js';
+import type { Sandbox } from '../../sandbox/sandbox.js';
+import type { EntryStat } from '../../sandbox/stat.js';
+import type { FilterSet } from '../filter-match.js';
+import type { SessionContext } from '../context.js';
+import { sendInfo, sendTransferError, sendWarning } from '../messages.js';
+import { joinRel } from '../relpath.js';
+import { printable } from '../../printable.js';
+import { NameType, makeEntry, physOf, zeroStat, type DirNode, type MakeFlags, type SEntry } from './entry.js';
+import { sanitizeFilesFromName } from './files-from.js';
+import { resolveInRoot } from './resolve.js';
+import { DirQueue } from './dir-queue.js';
 
 /** Longest name we put in a list (the reference's MAXPATHLEN - 1). */
 const MAX_NAME = 4095;
-/** Symlinks followed while resolving one path (Linux's MAXSYMLINKS). */
-const MAX_LINK_HOPS = 40;
-
-const TYPE_BITS: Record<string, number> = {
-  file: 0o100000,
-  dir: 0o040000,
-  symlink: 0o120000,
-  chr: 0o020000,
-  blk: 0o060000,
-  fifo: 0o010000,
-  sock: 0o140000,
-};
-
-export const enum NameType {
-  Normal,
-  DotDir,
-  SlashEnding,
-  Missing,
-}
-
-/** A list entry as the sender keeps it: where its data lives and what it was when listed. */
-export interface SEntry extends FileEntry {
-  /** The transfer base (root-relative dir of the arg; shared string). */
-  base: string;
-  /** Root-relative, symlink-free path of the data when it is not joinRel(base, name). */
-  phys?: string;
-  /** Identity when listed (the open checks it: CVE-2024-12747). */
-  sdev: number;
-  sino: number;
-  /** Directory whose children are listed (rsync's FLAG_CONTENT_DIR). */
-  content?: boolean;
-  /** -R with incremental recursion: names still to be sent below this (implied) dir. */
-  relnames?: Array<{ rest: string; type: NameType }>;
-  /** The data went out once; a later request for it is a redo. */
-  sent?: boolean;
-}
-
-export function physOf(e: SEntry): string {
-  return e.phys ?? joinRel(e.base, e.name);
-}
-
-export type Resolution =
-  | { kind: 'ok'; rel: string; st: EntryStat }
-  | { kind: 'missing' }
-  | { kind: 'escape' }
-  | { kind: 'loop' };
-
-/**
- * Resolves a root-relative path whose components may be symlinks to a symlink-free root-relative
- * path, using only sandbox lstat/readlink (the sandbox itself never follows links). Relative
- * targets resolve against the link's directory; a target that climbs above the root, or an
- * absolute one (unless the root is '/', where it names a path below the root), is an escape;
- * more than MAX_LINK_HOPS links is a loop.
- */
-export function resolveInRoot(sandbox: Sandbox, rel: string, rootIsSlash: boolean): Resolution {
-  const done: string[] = [];
-  const todo = rel.split('/').reverse();
-  let hops = 0;
-  let st: EntryStat | null = null;
-  while (todo.length > 0) {
-    const c = todo.pop()!;
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (done.length === 0) return { kind: 'escape' };
-      done.pop();
-      st = null;
-      continue;
-    }
-    done.push(c);
-    const cand = done.join('/');
-    try {
-      st = sandbox.lstat(cand);
-    } catch (err) {
-      if (err instanceof SandboxError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return { kind: 'missing' };
-      throw err;
-    }
-    if (!st) return { kind: 'missing' };
-    if (st.type === 'symlink') {
-      if (++hops > MAX_LINK_HOPS) return { kind: 'loop' };
-      let target: string;
-      try {
-        target = sandbox.readlink(cand);
-      } catch (err) {
-        // swapped for a non-link (EINVAL) or removed since the lstat: it is not there as a link
-        if (err instanceof SandboxError) return { kind: 'missing' };
-        throw err;
-      }
-      done.pop();
-      if (target.startsWith('/')) {
-        if (!rootIsSlash) return { kind: 'escape' };
-        done.length = 0;
-      }
-      const parts = target.split('/');
-      for (let i = parts.length - 1; i >= 0; i--) todo.push(parts[i]);
-      st = null;
-      continue;
-    }
-    if (st.type !== 'dir' && todo.some((p) => p !== '' && p !== '.')) return { kind: 'missing' };
-  }
-  const out = done.join('/');
-  if (!st) st = sandbox.lstat(out);
-  if (!st) return { kind: 'missing' };
-  return { kind: 'ok', rel: out, st };
-}
-
-/** rsync's sanitize_path(…, SP_KEEP_DOT_DIRS) for --files-from names: no leading '/', '..' collapsed. */
-export function sanitizeFilesFromName(name: string, keepDots: boolean): string {
-  const out: string[] = [];
-  const parts = name.split('/');
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    if (p === '') continue;
-    if (p === '.' && !keepDots) continue;
-    if (p === '..') {
-      out.pop();
-      continue;
-    }
-    out.push(p);
-  }
-  let s = out.join('/');
-  if (s === '') return '.';
-  if (name.endsWith('/') && s !== '.') s += '/';
-  return s;
-}
-
-interface DirNode {
-  /** dir_flist index of the first member: the sub-list is announced with it. */
-  index: number;
-  /** The directory entry and any duplicates of it (equal names), sent together in one sub-list. */
-  members: SEntry[];
-  parent: DirNode | null;
-}
-
-interface Frame {
-  nodes: DirNode[];
-  pos: number;
-}
-
-interface MakeFlags {
-  top?: boolean;
-  content?: boolean;
-  implied?: boolean;
-  /** apply the client's filters (rsync's ALL_FILTERS) */
-  filtered?: boolean;
-  /** follow every symlink (implied dirs: rsync forces copy_links there) */
-  followAll?: boolean;
-  /** follow a symlink to a directory (link_stat's follow_dirlinks) */
-  followDirs?: boolean;
-  /** -x checks apply (a directory below a top dir) */
-  mountCheck?: boolean;
-}
 
 export interface WalkOptions {
   inc: boolean;
@@ -194,8 +51,7 @@ export class SenderWalker {
   private readonly following: boolean;
   private readonly rootIsSlash: boolean;
   private fsDev = -1;
-  private nextDirIndex = 0;
-  private readonly stack: Frame[] = [];
+  private readonly dirs = new DirQueue();
   private lastImplied: { base: string; path: string; entry: SEntry | null } | null = null;
   private impliedDotDir = 0;
   /** Last resolved parent directory of a top-level name (files-from names come grouped). */
@@ -227,11 +83,6 @@ export class SenderWalker {
     sendWarning(this.ctx, `file has vanished: "${printable(name)}"`);
   }
 
-  private errText(err: unknown): string {
-    if (err instanceof SandboxError) return describeCode(err.code);
-    return err instanceof Error ? err.message : String(err);
-  }
-
   // ---- stat with the symlink options ---------------------------------------------------------
 
   /**
@@ -259,7 +110,7 @@ export class SenderWalker {
         if (r.kind !== 'ok' || r.st.type !== 'dir') return 'missing';
         return this.statEntry(name, joinRel(r.rel, phys.slice(slash + 1)), flags);
       }
-      this.error(`readlink_stat("${printable(name)}") failed: ${this.errText(err)}`);
+      this.error(`readlink_stat("${printable(name)}") failed: ${errorText(err)}`);
       return 'error';
     }
     if (!lst) return 'missing';
@@ -269,7 +120,7 @@ export class SenderWalker {
       target = this.sandbox.readlink(phys);
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'ENOENT') return 'missing';
-      this.error(`readlink_stat("${printable(name)}") failed: ${this.errText(err)}`);
+      this.error(`readlink_stat("${printable(name)}") failed: ${errorText(err)}`);
       return 'error';
     }
     if (this.o.mungeLinks) target = unmungeSymlink(target);
@@ -366,61 +217,7 @@ export class SenderWalker {
       const f = this.filterFor(name);
       if (f && f.excluded(name, dir)) return null;
     }
-    return this.entry(name, base, phys, st, target, { ...flags, content });
-  }
-
-  private entry(name: string, base: string, phys: string, st: EntryStat, target: string | undefined, flags: MakeFlags): SEntry {
-    const o = this.o;
-    const dir = st.type === 'dir';
-    const e: SEntry = {
-      name,
-      mode: st.mode === 0 ? 0 : (st.mode & 0o7777) | TYPE_BITS[st.type],
-      size: st.type === 'file' || st.type === 'symlink' || st.type === 'dir' ? st.size : 0,
-      mtime: st.mtimeSec,
-      mtimeNsec: this.proto >= 31 ? st.mtimeNsec : 0,
-      uid: o.owner ? st.uid : 0,
-      gid: o.group ? st.gid : 0,
-      rdevMajor: 0,
-      rdevMinor: 0,
-      xflags: 0,
-      ndx: 0,
-      arrival: 0,
-      base,
-      sdev: st.dev,
-      sino: st.ino,
-    };
-    if (phys !== joinRel(base, name)) e.phys = phys;
-    if (o.atimes && !dir) e.atime = st.atimeSec;
-    if (st.type === 'symlink') {
-      if (target === undefined) {
-        try {
-          target = this.sandbox.readlink(phys);
-          if (o.mungeLinks) target = unmungeSymlink(target);
-        } catch {
-          target = '';
-        }
-      }
-      if (o.links) {
-        e.linkTarget = target;
-        e.size = target.length;
-      }
-    } else if (st.type === 'chr' || st.type === 'blk') {
-      e.rdevMajor = ((st.rdev >> 8) & 0xfff) | (Math.floor(st.rdev / 2 ** 32) & ~0xfff);
-      e.rdevMinor = (st.rdev & 0xff) | ((st.rdev >> 12) & ~0xff);
-    }
-    if (o.hardLinks && !dir && (this.proto >= 28 ? st.nlink > 1 : st.type === 'file')) {
-      e.dev = st.dev;
-      e.ino = st.ino;
-    }
-    if (dir) {
-      if (flags.content) e.content = true;
-      if (this.proto >= 30) {
-        if (flags.content) e.xflags = flags.top ? XMIT.TOP_DIR : 0;
-        else if (flags.implied) e.xflags = XMIT.TOP_DIR | XMIT.NO_CONTENT_DIR;
-        else e.xflags = XMIT.NO_CONTENT_DIR;
-      } else if (flags.top) e.xflags = XMIT.TOP_DIR;
-    }
-    return e;
+    return makeEntry(this.o, this.proto, this.sandbox, name, base, phys, st, target, { ...flags, content });
   }
 
   // ---- directories -------------------------------------------------------------------------
@@ -435,7 +232,7 @@ export class SenderWalker {
       names = this.sandbox.readdir(dirPhys);
     } catch (err) {
       if (err instanceof SandboxError && err.code === 'ENOENT') this.vanished(joinRel(dir.base, dir.name));
-      else this.error(`opendir "${printable(joinRel(dir.base, dir.name))}" failed: ${this.errText(err)}`);
+      else this.error(`opendir "${printable(joinRel(dir.base, dir.name))}" failed: ${errorText(err)}`);
       return;
     }
     const start = out.length;
@@ -502,7 +299,7 @@ export class SenderWalker {
     if (base !== '') {
       const r = this.resolveCached(base);
       if (r === null) {
-        this.error(`change_dir "${printable(base)}" failed: No such file or directory (2)`, false);
+        this.error(`change_dir "${printable(base)}" failed: ${errnoText('ENOENT')}`, false);
         return;
       }
       basePhys = r;
@@ -529,7 +326,7 @@ export class SenderWalker {
         st = zeroStat();
       } else {
         // ENOENT is not an io_error in rsync (deletions still happen); the exit code is 23.
-        this.error(`link_stat "${printable(joinRel(base, fn))}" failed: No such file or directory (2)`, false);
+        this.error(`link_stat "${printable(joinRel(base, fn))}" failed: ${errnoText('ENOENT')}`, false);
         return;
       }
     } else {
@@ -539,7 +336,7 @@ export class SenderWalker {
     if (fn === '.' && st.mode !== 0 && st.type !== 'dir') {
       // The transfer root "." must be a directory (receivers reject anything else, CVE-2026-70459);
       // e.g. `d/` whose d was swapped for a symlink out of the root after it was resolved.
-      this.error(`change_dir "${printable(base)}" failed: Not a directory (20)`, false);
+      this.error(`change_dir "${printable(base)}" failed: ${errnoText('ENOTDIR')}`, false);
       return;
     }
     const dir = st.type === 'dir';
@@ -592,7 +389,7 @@ export class SenderWalker {
       return null;
     }
     const target = typeof r === 'object' ? r.target : undefined;
-    return this.entry(fn, base, phys, st, target, { ...flags, content: !!flags.content && st.type === 'dir' });
+    return makeEntry(this.o, this.proto, this.sandbox, fn, base, phys, st, target, { ...flags, content: !!flags.content && st.type === 'dir' });
   }
 
   private impliedDirsOn(): boolean {
@@ -714,43 +511,14 @@ export class SenderWalker {
 
   // ---- incremental recursion: the dir list and the sub-lists ---------------------------------
 
-  /**
-   * Registers a sorted list's directories in the dir list (their indexes are what
-   * NDX_FLIST_OFFSET - d names) and queues them, after any still-pending siblings of `parent`'s
-   * subtree, in depth-first order. Returns the number of directories.
-   */
+  /** Queues a sorted list's directories for their sub-lists (see DirQueue.register). */
   registerList(sorted: SEntry[], parent: DirNode | null): number {
-    const nodes: DirNode[] = [];
-    let count = 0;
-    let prev: DirNode | null = null;
-    for (const e of sorted) {
-      if (!isDir(e)) continue;
-      const index = this.nextDirIndex++;
-      count++;
-      if (e.name === '.' || e.name.endsWith('/.')) continue;
-      if (prev && prev.members[0].name === e.name) {
-        prev.members.push(e);
-        continue;
-      }
-      prev = { index, members: [e], parent };
-      nodes.push(prev);
-    }
-    if (nodes.length > 0) this.stack.push({ nodes, pos: 0 });
-    return count;
+    return this.dirs.register(sorted, parent);
   }
 
   /** The next directory to send a sub-list for (depth-first), or null when all are done (EOF). */
   nextDir(): DirNode | null {
-    while (this.stack.length > 0) {
-      const top = this.stack[this.stack.length - 1];
-      if (top.pos < top.nodes.length) {
-        const node = top.nodes[top.pos];
-        top.nodes[top.pos++] = undefined as unknown as DirNode; // let it go once listed
-        return node;
-      }
-      this.stack.pop();
-    }
-    return null;
+    return this.dirs.next();
   }
 
   /** rsync's send1extra for every member of `node`: the sub-list's entries in send order. */
@@ -805,26 +573,6 @@ export class SenderWalker {
   }
 }
 
-export type { DirNode };
-
 function confineRel(path: string, grant: SessionContext['grant']): string {
   return confinePath(path, grant, 'source').rel;
-}
-
-function zeroStat(): EntryStat {
-  return { type: 'file', mode: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, atimeSec: 0, atimeNsec: 0, uid: 0, gid: 0, dev: 0, ino: 0, nlink: 1, rdev: 0 };
-}
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'No such file or directory (2)',
-  EACCES: 'Permission denied (13)',
-  ENOTDIR: 'Not a directory (20)',
-  ELOOP: 'Too many levels of symbolic links (40)',
-  ENAMETOOLONG: 'File name too long (36)',
-  EIO: 'Input/output error (5)',
-  EPERM: 'Operation not permitted (1)',
-};
-
-export function describeCode(code: string): string {
-  return ERRNO_TEXT[code] ?? code;
 }
