@@ -724,7 +724,7 @@ class Sender {
         sendTransferError(this.ctx, `ERROR: Skipping sender remove for changed file: ${printable(e.name)}`);
         return;
       }
-      sandbox.unlink(rel);
+      this.ctx.gateway.unlink(rel, 'remove-source');
       if (this.opts.verbose > 1) sendInfo(this.ctx, `sender removed ${printable(e.name)}\n`);
     } catch (err) {
       const why = err instanceof SandboxError ? describeCode(err.code) : err instanceof Error ? err.message : String(err);

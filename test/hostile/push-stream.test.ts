@@ -502,9 +502,7 @@ t.test('deletion under a planted symlink parent, every timing', async (t) => {
 });
 
 t.test('quotas against a client that lies about sizes', async (t) => {
-  // src/engine/quota.ts exists but the receiver does not consult it yet (todo until it does).
-  const wired = /quota/i.test(readFileSync(new URL('../../src/engine/receiver.ts', import.meta.url), 'latin1'));
-  const opts = wired ? {} : { todo: 'quota tracker not wired into the receiver yet' };
+  const opts = {};
   const limits = (extra: Record<string, number>) => ({ limits: { allowDevices: false, allowChown: true, ...extra } });
   const usage = (root: string): { bytes: number; files: number } => {
     let bytes = 0;

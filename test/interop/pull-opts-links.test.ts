@@ -17,6 +17,7 @@ import { defaultGrant } from '../../src/policy/grant.js';
 import { ProtocolWriter } from '../../src/protocol/output.js';
 import { ProtocolReader } from '../../src/protocol/input.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
+import { Gateway } from '../../src/gateway/gateway.js';
 import { isDir, isRegular, isSymlink } from '../../src/protocol/flist.js';
 import { SenderWalker, resolveInRoot, physOf, type SEntry } from '../../src/engine/sender-walk.js';
 import type { SessionContext } from '../../src/engine/context.js';
@@ -153,6 +154,7 @@ function harness(t: Tap, root: string, opts: Partial<ServerOptions>, inc = false
     opts: o,
     grant: defaultGrant(root),
     sandbox,
+    gateway: new Gateway(sandbox),
     reader: new ProtocolReader(new PassThrough()),
     writer,
     log: pino({ level: 'silent' }),
