@@ -1,5 +1,5 @@
 /**
- * A minimal, scriptable rsync CLIENT for hostile-input tests (issue 5, peers-and-attacks §2 and
+ * A minimal, scriptable rsync CLIENT for hostile-input tests (issue 5, docs/attacks.md §2 and
  * Appendix A). It starts the engine the way `rsync -e test/pipe/rsh.sh` does (a child process
  * running test/pipe/server.ts over pipes), or, for speed, runs runRsyncSession() in this process
  * over PassThrough streams ('inproc'; HOSTILE_SPAWN=1 forces every case into a child). It performs

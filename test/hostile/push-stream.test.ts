@@ -502,7 +502,6 @@ t.test('deletion under a planted symlink parent, every timing', async (t) => {
 });
 
 t.test('quotas against a client that lies about sizes', async (t) => {
-  const opts = {};
   const limits = (extra: Record<string, number>) => ({ limits: { allowDevices: false, allowChown: true, ...extra } });
   const usage = (root: string): { bytes: number; files: number } => {
     let bytes = 0;
@@ -514,7 +513,7 @@ t.test('quotas against a client that lies about sizes', async (t) => {
     }
     return { bytes, files };
   };
-  await t.test('byte quota: announced 100 bytes per file, 20000 sent', opts, (t) =>
+  await t.test('byte quota: announced 100 bytes per file, 20000 sent', (t) =>
     runCase(
       t,
       { args: PUSH, grant: limits({ quotaBytes: 10000 }) },
@@ -525,7 +524,7 @@ t.test('quotas against a client that lies about sizes', async (t) => {
       { code: [11, EXIT.PARTIAL], verify: (t, a) => t.ok(usage(a.root).bytes <= 10000, `root holds ${usage(a.root).bytes} bytes`) },
     ).then(() => undefined),
   );
-  await t.test('file quota: 10 files pushed against a quota of 3', opts, (t) =>
+  await t.test('file quota: 10 files pushed against a quota of 3', (t) =>
     runCase(
       t,
       { args: PUSH, grant: limits({ quotaFiles: 3 }) },

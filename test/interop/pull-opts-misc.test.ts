@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { engineTransport, newCase, runAndCompare, file, dir, noise, text, stats, PIPE_RSH, REAL_RSH, type Transport, type Case } from './lib/interop.js';
-import { run, RSYNC } from '../helpers/server.js';
+import { run } from '../helpers/server.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { runRsyncSession } from '../../src/engine/session.js';
 import { defaultGrant } from '../../src/policy/grant.js';
@@ -131,15 +131,13 @@ t.test('--checksum picks a same-size, same-mtime file whose content differs', as
   t.match(r.remote.stdout, />fc.* x\.txt/, '-c: sent because the flist checksum differs');
 });
 
+// Sandbox stubs need the engine in this process (not RRSYNCD_IT_TRANSPORT=pipe).
+const ENGINE_ONLY = { skip: process.env.RRSYNCD_IT_TRANSPORT === 'pipe' ? 'needs the in-process engine' : false };
+
 // ---- -x / --one-file-system ------------------------------------------------------------------
 
-t.test('-x / -xx: a tmpfs mounted inside the source (in a private mount namespace)', async (t) => {
-  const probe = await run('unshare', ['-rm', 'true']);
-  if (probe.code !== 0) {
-    t.comment('skipped: unshare -rm is not available here');
-    t.pass('skipped');
-    return;
-  }
+const canUnshare = (await run('unshare', ['-rm', 'true'])).code === 0;
+t.test('-x / -xx: a tmpfs mounted inside the source (in a private mount namespace)', { skip: canUnshare ? false : 'unshare -rm is not available here' }, async (t) => {
   const c = await newCase(t, tr, D, tree());
   const script = join(c.dir, 'xtest.sh');
   await writeFile(
@@ -183,12 +181,7 @@ umount root/src/d1/mnt l/src/d1/mnt
 
 // ---- vanished files (sandbox stub; engine in this process) ----------------------------------
 
-t.test('files vanishing during the walk or before the transfer: warning, exit 24, the rest transferred', async (t) => {
-  if (tr.kind !== 'engine') {
-    t.comment('skipped: needs the in-process engine (RRSYNCD_IT_TRANSPORT unset)');
-    t.pass('skipped');
-    return;
-  }
+t.test('files vanishing during the walk or before the transfer: warning, exit 24, the rest transferred', ENGINE_ONLY, async (t) => {
   const origOpen = Sandbox.prototype.openRead;
   const origLstat = Sandbox.prototype.lstat;
   const origLstatChildren = Sandbox.prototype.lstatChildren;
@@ -228,12 +221,7 @@ t.test('files vanishing during the walk or before the transfer: warning, exit 24
   }
 });
 
-t.test('an unreadable directory in a sub-list: error, io_error on the list end, no deletions, exit 23', async (t) => {
-  if (tr.kind !== 'engine') {
-    t.comment('skipped: needs the in-process engine (RRSYNCD_IT_TRANSPORT unset)');
-    t.pass('skipped');
-    return;
-  }
+t.test('an unreadable directory in a sub-list: error, io_error on the list end, no deletions, exit 23', ENGINE_ONLY, async (t) => {
   const { SandboxError } = await import('../../src/sandbox/errors.js');
   const orig = Sandbox.prototype.readdir;
   t.teardown(() => {
@@ -338,7 +326,8 @@ t.test('--timeout=2: a client that goes silent is dropped with exit 30 (io timeo
   s.write(i32(0));
   const t0 = Date.now();
   t.equal(await s.done, 30, 'exit 30');
-  t.ok(Date.now() - t0 < 6000, 'within a few seconds');
+  // Loose: only a hang (no timeout at all) must fail, never a loaded machine.
+  t.ok(Date.now() - t0 < 30_000, 'ends long before the test would time out');
 });
 
 t.test('protocol 31: --timeout keep-alives, MSG_NOOP from a 3.0-style client is accepted', async (t) => {

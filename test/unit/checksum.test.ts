@@ -17,8 +17,8 @@ import {
   type ChecksumName,
   type ChecksumSpec,
 } from '../../src/protocol/checksum.js';
+import { CAPTURES } from '../helpers/captures.js';
 
-const CAPTURES = '/work/shared/captures';
 
 /** The decoded payload bytes of one direction of a capture (hex dump lines only). */
 function captureBytes(name: string, dir: 'c2s' | 's2c'): Buffer {
@@ -43,7 +43,7 @@ function captureSeed(name: string): number {
 /**
  * Block 4 (offset 2800..3500) of the 5000-byte f.bin basis used by the delta/push captures: the
  * client sent it inside a 707-byte literal with "INSERT!" spliced in at offset 200
- * (delta32push.txt, protocol-notes §13.3).
+ * (delta32push.txt, docs/protocol.md §13.3).
  */
 function basisBlock4(): Buffer {
   const c2s = captureBytes('delta32push', 'c2s');
@@ -98,7 +98,7 @@ t.test('rolling checksum: captured block, signed bytes', async (t) => {
   t.equal(expect, 0x9a04fdbe);
   t.equal(rollingChecksum(block, 0, 700), expect);
   t.equal(capturedBlock4('push27').sum1, expect, 'same sum1 at protocol 27');
-  // With unsigned bytes the value differs (trap 9).
+  // With unsigned bytes the value differs (docs/protocol.md §11 trap 9).
   let s1 = 0;
   let s2 = 0;
   for (const x of block) {
@@ -231,7 +231,7 @@ t.test('whole-file checksums match captures', async (t) => {
     const sum = digest(createFileListHasher(fl29), Buffer.from(text));
     t.ok(cks29.includes(sum), `cks29 ${JSON.stringify(text)} ${sum.toString('hex')}`);
   }
-  // XXH128 byte order (protocol-notes §2.5 example), seed 0 whatever the session seed.
+  // XXH128 byte order (docs/protocol.md §2.5 example), seed 0 whatever the session seed.
   const x = digest(createTransferHasher(spec('xxh128', 12345)), Buffer.from('hel'), Buffer.from('lo\n'));
   t.equal(x.toString('hex'), '9ce4c8f135b4105a6df569e0c786ba6b');
   t.same(digest(createFileListHasher(spec('xxh128', 1)), hello), x);

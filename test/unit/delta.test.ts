@@ -9,6 +9,7 @@ import {
 } from '../../src/protocol/checksum.js';
 import { chooseSumHead, type BlockSums, type SumHead } from '../../src/protocol/sumhead.js';
 import { BlockSumsBuilder, DeltaMatcher, type DeltaMatcherOptions } from '../../src/engine/delta.js';
+import { CAPTURES } from '../helpers/captures.js';
 
 type Token = { kind: 'lit'; data: Buffer } | { kind: 'match'; index: number; data: Buffer };
 
@@ -173,7 +174,7 @@ t.test('BlockSumsBuilder: per-block sums, any chunking', async (t) => {
 t.test('BlockSumsBuilder reproduces the captured delta32push sums of block 4', async (t) => {
   // Basis block 4 as reconstructed in checksum.test.ts (the 707-byte literal minus "INSERT!").
   const { readFileSync } = await import('node:fs');
-  const text = readFileSync('/work/shared/captures/delta32push.txt', 'utf8');
+  const text = readFileSync(`${CAPTURES}/delta32push.txt`, 'utf8');
   const hex = text
     .split('\n')
     .filter((l) => /^\s+([0-9a-f]{2} )*[0-9a-f]{2}\s*$/.test(l))

@@ -12,6 +12,7 @@ import {
   writeFilterList,
   type FilterRule,
 } from '../../src/protocol/filter.js';
+import { CAPTURES } from '../helpers/captures.js';
 
 function wire(rules: Array<string | Buffer>, end = true): Buffer {
   const parts: Buffer[] = [];
@@ -35,7 +36,7 @@ function readerOf(bytes: Buffer, close = true): ProtocolReader {
 
 /** The rules decoded in captures/filt1.txt ("#   int32 N   b'...'"). */
 function filt1Rules(): string[] {
-  const text = fs.readFileSync('/work/shared/captures/filt1.txt', 'latin1');
+  const text = fs.readFileSync(`${CAPTURES}/filt1.txt`, 'latin1');
   const out: string[] = [];
   for (const m of text.matchAll(/^#\s+int32 (\d+)\s+b'(.*)'$/gm)) {
     t.equal(m[2].length, Number(m[1]), `capture length of ${m[2]}`);
@@ -44,7 +45,7 @@ function filt1Rules(): string[] {
   return out;
 }
 
-const hasCaptures = fs.existsSync('/work/shared/captures/filt1.txt');
+const hasCaptures = fs.existsSync(`${CAPTURES}/filt1.txt`);
 
 t.test('filt1 capture: every rule parses', { skip: hasCaptures ? false : 'no captures' }, async (t) => {
   const texts = filt1Rules();
@@ -148,9 +149,7 @@ t.test('hostile inputs', async (t) => {
   // 10^6 rules: refused once past the bound (100000).
   const one = wire(['- x'], false);
   const many = Buffer.concat([Buffer.concat(Array(1_000_000).fill(one)), Buffer.alloc(4)]);
-  const start = Date.now();
   await t.rejects(readFilterList(readerOf(many), 32), { message: /too many filter rules/ });
-  t.ok(Date.now() - start < 5000);
   // Truncated stream.
   await t.rejects(readFilterList(readerOf(wire(['- x'], false).subarray(0, 6)), 32));
 });

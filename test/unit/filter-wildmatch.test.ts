@@ -170,5 +170,6 @@ t.test('pathological patterns stay fast', async (t) => {
   t.notOk(wildmatch('**a'.repeat(1000) + 'b', text));
   t.notOk(wildmatch('[', 'x'));
   t.notOk(wildmatch('x\\', 'x'));
-  t.ok(Date.now() - start < 2000, 'no exponential backtracking');
+  // Exponential backtracking on these would take hours; the bound only has to catch that.
+  t.ok(Date.now() - start < 30_000, 'no exponential backtracking');
 });

@@ -106,7 +106,7 @@ const specs: Spec[] = [
   { file: 'pull29.txt', dir: 's2c', protocol: 29, names: TREE_SEND_ORDER, check: (tt, s, m) => checkBigTree(tt, s, m, 29) },
   {
     file: 'pull32.txt', dir: 's2c', protocol: 32, names: SMALL_TREE_LINK,
-    check: (tt, s, m) => {
+    check: (tt, _s, m) => {
       tt.equal(m.get('link')?.linkTarget, 'a.txt');
       tt.equal(m.get('link')?.mtimeNsec, 0);
       tt.equal(m.get('a.txt')?.mtimeNsec, 123456789);
@@ -137,20 +137,20 @@ const specs: Spec[] = [
   },
   {
     file: 'cks29.txt', dir: 'c2s', protocol: 29, over: { checksumLength: 16, devices: true }, names: SMALL_TREE_LINK,
-    check: (tt, s, m) => {
+    check: (tt, _s, m) => {
       tt.equal(m.get('a.txt')?.checksum?.toString('hex'), '63481c78ae04c201fa01ea9d2b1db56d');
       tt.equal(m.get('link')?.checksum, undefined);
     },
   },
   {
     file: 'cks32.txt', dir: 'c2s', protocol: 32, over: { checksumLength: 16 }, names: SMALL_TREE_LINK,
-    check: (tt, s, m) => tt.equal(m.get('a.txt')?.checksum?.toString('hex'), '9ce4c8f135b4105a6df569e0c786ba6b'),
+    check: (tt, _s, m) => tt.equal(m.get('a.txt')?.checksum?.toString('hex'), '9ce4c8f135b4105a6df569e0c786ba6b'),
   },
   {
     file: 'listonly.txt', dir: 's2c', protocol: 32,
     over: { links: false, owner: false, group: false, devices: false, specials: false },
     names: ['.', 'link', 'sub', 'a.txt'],
-    check: (tt, s, m) => {
+    check: (tt, _s, m) => {
       tt.equal(m.get('link')?.linkTarget, undefined, 'no target without -l');
       tt.ok((m.get('sub')?.xflags ?? 0) & XMIT.NO_CONTENT_DIR, 'sub is not a content dir (-d)');
       tt.ok(isDir(m.get('sub') as FileEntry));

@@ -1,5 +1,5 @@
 /**
- * Hostile file lists (peers-and-attacks §2.1, §2.4, Appendix A) and the sort comparator.
+ * Hostile file lists (docs/attacks.md §2.1, §2.4, Appendix A) and the sort comparator.
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';

@@ -15,8 +15,9 @@ import {
   type FileEntry,
   type FlistOptions,
 } from '../../src/protocol/flist.js';
+import { CAPTURES } from '../helpers/captures.js';
 
-export const CAPTURES = '/work/shared/captures';
+export { CAPTURES };
 
 /**
  * The data bytes of one direction of a capture: the raw remainder after the preamble, or the

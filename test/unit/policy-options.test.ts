@@ -5,8 +5,8 @@ import { parseProtectedArgs, parseServerArgs, parseSize } from '../../src/policy
 import { splitShellWords } from '../../src/policy/shellwords.js';
 import { RsyncError } from '../../src/protocol/errors.js';
 import type { ServerOptions } from '../../src/policy/server-options.js';
+import { CAPTURES } from '../helpers/captures.js';
 
-const CAPTURES = '/work/shared/captures';
 
 interface Row {
   version: string;

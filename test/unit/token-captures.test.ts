@@ -18,9 +18,10 @@ import {
   splitBlocks,
 } from './token-helpers.js';
 import { createTokenEncoder } from '../../src/protocol/token.js';
+import { CAPTURES } from '../helpers/captures.js';
 
 const FIX = new URL('../fixtures/token-captures/', import.meta.url);
-const SHARED = '/work/shared/captures/';
+const SHARED = `${CAPTURES}/`;
 const files = captureFiles();
 
 interface Cap {
@@ -146,7 +147,7 @@ t.test('encoders vs rsync 3.5.0 for a literal-only file', async (t) => {
   }
 });
 
-/* The shared captures (/work/shared/captures): 5000-byte basis, blength 700, 8 blocks. */
+/* The shared captures (test/fixtures/captures): 5000-byte basis, blength 700, 8 blocks. */
 const head = Buffer.from('08000000bc0200000200000064000000', 'hex');
 async function sharedTokens(file: string, name: CompressName): Promise<Array<number | Buffer>> {
   const c2s = captureData(readFileSync(`${SHARED}${file}.txt`, 'latin1'), 'c2s');

@@ -76,7 +76,7 @@ export async function decodeSession(name: CompressName, protocol: number, stream
   return files;
 }
 
-/** Concatenated MSG_DATA payloads of one direction of a decoded capture (/work/shared/captures). */
+/** Concatenated MSG_DATA payloads of one direction of a decoded capture (test/fixtures/captures). */
 export function captureData(text: string, dir: 'c2s' | 's2c'): Buffer {
   const start = text.indexOf(dir === 'c2s' ? '## client -> server (c2s)' : '## server -> client (s2c)');
   const end = dir === 'c2s' ? text.indexOf('## server -> client (s2c)') : text.length;

@@ -140,7 +140,8 @@ export class FileLists {
     }
     const sorted = sortFileList(entries, this.s.protocol, ndxStart);
     if (this.s.opts.pruneEmptyDirs && !this.s.inc) this.pruneEmptyDirs(sorted);
-    if (this.s.inc) for (const e of sorted) if (isDir(e) && !e.inactive) this.dirList.push(e);
+    // A directory named twice (several sources) keeps its place: the sender numbers its dup too.
+    if (this.s.inc) for (const e of sorted) if (isDir(e)) this.dirList.push(e);
     this.open.push({ ndxStart, entries: sorted, parent, pending: 0, redo: [], processed: false, finished: false });
     this.nextNdxStart = ndxStart + sorted.length + (this.s.inc ? 1 : 0);
     this.s.progress.notify();

@@ -4,7 +4,7 @@
  * changes, exit code, selected --stats lines) with the same command against a stock rsync server.
  */
 import type { Test } from 'tap';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   newCase,
