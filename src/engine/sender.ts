@@ -21,6 +21,7 @@ import { SandboxError } from '../sandbox/sandbox.js';
 import { localIds } from '../sandbox/idmap.js';
 import { DeltaMatcher } from './delta.js';
 import { IoTimeout } from './io-timeout.js';
+import { readMergeFile } from './merge-file.js';
 import { FilterSet } from './filter-match.js';
 import { IOERR, incRecurse, flistOptionsFor, type SessionContext } from './context.js';
 import { ITEM } from './itemize.js';
@@ -164,22 +165,7 @@ class Sender {
   private readMergeFile(dirRel: string, name: string): Buffer | null {
     const m = this.mergeDir;
     const dir = dirRel === m.name ? m.phys : joinRel(m.base, dirRel);
-    const rel = joinRel(dir, name);
-    const sandbox = this.ctx.sandbox;
-    try {
-      const st = sandbox.lstat(rel);
-      if (!st || st.type !== 'file' || st.size > 1024 * 1024) return null;
-      const { fd } = sandbox.openRead(rel);
-      try {
-        const buf = Buffer.alloc(st.size);
-        sandbox.read(fd, buf, 0, st.size, 0);
-        return buf;
-      } finally {
-        sandbox.close(fd);
-      }
-    } catch {
-      return null;
-    }
+    return readMergeFile(this.ctx.sandbox, joinRel(dir, name));
   }
 
   /**

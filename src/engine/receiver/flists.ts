@@ -8,6 +8,7 @@ import { readFilterList, type FilterRule } from '../../protocol/filter.js';
 import { FlistReader, isDir, isSymlink, sortFileList, type FileEntry } from '../../protocol/flist.js';
 import { NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../../protocol/ndx.js';
 import { FilterSet } from '../filter-match.js';
+import { readMergeFile } from '../merge-file.js';
 import { flistOptionsFor } from '../context.js';
 import { dirOf, joinRel, printable } from '../relpath.js';
 import type { DirFilters } from './delete.js';
@@ -178,21 +179,6 @@ export class FileLists {
   }
 
   private readMergeFile(dirRel: string, name: string): Buffer | null {
-    const rel = joinRel(joinRel(this.s.places.destRel, dirRel), name);
-    const sandbox = this.s.sandbox;
-    try {
-      const st = sandbox.lstat(rel);
-      if (!st || st.type !== 'file' || st.size > 1024 * 1024) return null;
-      const { fd } = sandbox.openRead(rel);
-      try {
-        const buf = Buffer.alloc(st.size);
-        sandbox.read(fd, buf, 0, st.size, 0);
-        return buf;
-      } finally {
-        sandbox.close(fd);
-      }
-    } catch {
-      return null;
-    }
+    return readMergeFile(this.s.sandbox, joinRel(joinRel(this.s.places.destRel, dirRel), name));
   }
 }

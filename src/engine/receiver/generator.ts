@@ -171,7 +171,6 @@ export class Generator {
   }
 
   private async processList(list: FileList): Promise<void> {
-    const w = this.s.ctx.writer;
     if (this.s.opts.hardLinks) this.x.hardLinks.markGroups(list);
     if (list.parent) await this.processDirectory(list.parent, list.ndxStart - 1, list);
     let lastYield = Date.now();
