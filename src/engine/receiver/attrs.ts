@@ -9,8 +9,10 @@ import { ITEM, isSignificant } from '../itemize.js';
 import { sendInfo } from '../messages.js';
 import type { ReceiverState } from './state.js';
 
-/** ACCESSPERMS & ~umask of the reference's server (dflt_perms), for files and dirs without -p. */
-export const DFLT_PERMS = 0o777 & ~0o022;
+/** The server's umask, read once at start (process.umask() with no argument sets and resets it). */
+export const PROCESS_UMASK = process.umask();
+/** ACCESSPERMS & ~umask (the reference's dflt_perms): new files and dirs without -p. */
+export const DFLT_PERMS = 0o777 & ~PROCESS_UMASK;
 /** generator.c ITEM_MATCHED: internal to itemize() (bits >= 16 never go on the wire). */
 export const ITEM_MATCHED = 1 << 18;
 

@@ -6,12 +6,11 @@ import type { FileEntry } from '../../protocol/flist.js';
 import { SandboxError } from '../../sandbox/sandbox.js';
 import { sendTransferError } from '../messages.js';
 import { baseOf, dirOf, joinRel, printable } from '../relpath.js';
+import { PROCESS_UMASK } from './attrs.js';
 import type { Backups } from './backup.js';
 import { unlinkQuiet } from './file-io.js';
 import type { ReceiverState } from './state.js';
 
-/** Read once: process.umask() with no argument sets and resets it. */
-export const PROCESS_UMASK = process.umask();
 
 /** A temp file's mode while it is written: owner-writable, private (receiver.c open_tmpfile()). */
 export function tempMode(mode: number): number {
