@@ -9,7 +9,7 @@
  * and the name they finally get ('create' / 'rename').
  */
 import { SandboxError, type Attrs, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
-import type { Change, ChangeOp, ChangePolicy, ChangePurpose } from './change.js';
+import type { Change, ChangePolicy, ChangePurpose } from './change.js';
 
 interface WriteHandle {
   /** Root-relative name; null while the file is unnamed. */
@@ -245,4 +245,4 @@ export class Gateway {
 /** linkUnnamed found the name taken: no change happened. */
 class NotLinked extends Error {}
 
-export type { Change, ChangeOp, ChangePolicy, ChangePurpose };
+export type { Change, ChangePolicy, ChangePurpose };

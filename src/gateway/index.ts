@@ -35,5 +35,4 @@ function auditLog(log: Logger): ChangePolicy {
 }
 
 export { Gateway } from './gateway.js';
-export type { Change, ChangeOp, ChangePolicy, ChangePurpose } from './change.js';
-export { Quota, QuotaExceeded } from './quota.js';
+export type { Change, ChangePolicy } from './change.js';

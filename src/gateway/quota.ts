@@ -11,7 +11,7 @@ import { ExitCode, RsyncError } from '../protocol/errors.js';
 import type { EntryStat, Sandbox } from '../sandbox/sandbox.js';
 import type { Change, ChangePolicy } from './change.js';
 
-export class QuotaExceeded extends RsyncError {
+class QuotaExceeded extends RsyncError {
   constructor(what: string) {
     super(`rrsyncd: quota exceeded: ${what}`, ExitCode.FILEIO);
     this.name = 'QuotaExceeded';

@@ -12,7 +12,7 @@ import type { ReceiverState } from './state.js';
 /** The server's umask, read once at start (process.umask() with no argument sets and resets it). */
 export const PROCESS_UMASK = process.umask();
 /** ACCESSPERMS & ~umask (the reference's dflt_perms): new files and dirs without -p. */
-export const DFLT_PERMS = 0o777 & ~PROCESS_UMASK;
+const DFLT_PERMS = 0o777 & ~PROCESS_UMASK;
 /** generator.c ITEM_MATCHED: internal to itemize() (bits >= 16 never go on the wire). */
 export const ITEM_MATCHED = 1 << 18;
 

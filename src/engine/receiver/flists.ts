@@ -15,7 +15,7 @@ import type { DirFilters } from './delete.js';
 import type { FileList, ReceiverState } from './state.js';
 
 /** receiver_wants_list: does the client send its filter list to us? */
-export function receiverWantsFilterList(opts: ReceiverState['opts'], protocol: number): boolean {
+function receiverWantsFilterList(opts: ReceiverState['opts'], protocol: number): boolean {
   return opts.pruneEmptyDirs || (opts.deleteMode && (!opts.deleteExcluded || protocol >= 29));
 }
 

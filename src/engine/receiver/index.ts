@@ -26,8 +26,6 @@ import { Receive } from './receive.js';
 import { ReceiverState } from './state.js';
 import { TempFiles } from './tempfiles.js';
 
-export { receiverWantsFilterList } from './flists.js';
-
 /** The reference's allow_inc_recurse for a receiving server. */
 export function allowIncRecurseForReceiver(opts: ServerOptions): boolean {
   if (!opts.recursive || opts.useQsort || opts.pruneEmptyDirs || opts.delayUpdates) return false;

@@ -6,7 +6,6 @@
  */
 import { createTransferHasher, digestLength } from '../../protocol/checksum.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import type { FileEntry } from '../../protocol/flist.js';
 import { NDX_DONE } from '../../protocol/ndx.js';
 import { readSumHead, type SumHead } from '../../protocol/sumhead.js';
 import type { TokenDecoder } from '../../protocol/token.js';
@@ -240,8 +239,14 @@ export class Receive {
         if (!st || st.type !== 'file') {
           // A new file written "in place": created under a temp name that is renamed at once.
           const made = fs.createTemp(dirOf(p.dest), baseOf(p.dest), (t.mode | 0o200) & 0o700, { dest: p.dest });
-          fs.rename(made.rel, p.dest);
-          fs.close(made.fd);
+          try {
+            fs.rename(made.rel, p.dest);
+          } catch (err) {
+            unlinkQuiet(fs, made.rel);
+            throw err;
+          } finally {
+            fs.close(made.fd);
+          }
         }
         t.outFd = fs.openInPlace(p.dest).fd;
       } else {
@@ -503,4 +508,3 @@ export class Receive {
   }
 }
 
-export type { FileEntry };

@@ -13,7 +13,7 @@ import type { ReceiverState } from './state.js';
 
 
 /** A temp file's mode while it is written: owner-writable, private (receiver.c open_tmpfile()). */
-export function tempMode(mode: number): number {
+function tempMode(mode: number): number {
   return (mode | 0o200) & 0o700;
 }
 
