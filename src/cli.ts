@@ -3,6 +3,8 @@
  *   rrsyncd serve [--config FILE] [--listen HOST:PORT] [--host-key FILE] [--authorized-keys FILE] [--root DIR]
  *   rrsyncd check-config [--config FILE] (accepts the serve flags too)
  *   rrsyncd keygen --host-key FILE
+ *   rrsyncd init | sessions | kick | reload | console (src/ops)
+ *   rrsyncd relay [OPTIONS] SRCHOST:PATH DSTHOST:PATH (src/relay)
  *   rrsyncd --help | --version
  */
 // First: it must wrap crypto.randomFillSync before ssh2's protocol modules load.
@@ -13,17 +15,33 @@ import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type CliOverrides, type Config, type LoadOptions } from './config/load.js';
 import { buildKeyRing } from './config/keys.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogSink, type Logger } from './log.js';
+import { buildAdminRing } from './ops/admins.js';
+import { resolveControlSocket, runControlVerb, VerbUsageError } from './ops/cli-verbs.js';
+import { runConsole } from './ops/console.js';
+import { runInit } from './ops/init.js';
+import { Operations } from './ops/operations.js';
 import { ensureHostKey, generateHostKey, loadHostKey, type HostKey } from './ssh/host-keys.js';
 import { nativeCryptoStatus } from './ssh/native-crypto.js';
 import { RrsyncServer } from './ssh/server.js';
 
 const USAGE = `usage:
   rrsyncd serve [--config FILE] [--listen HOST:PORT] [--host-key FILE]
-                [--authorized-keys FILE] [--root DIR]
+                [--authorized-keys FILE] [--root DIR] [--metrics-listen HOST:PORT]
   rrsyncd check-config [--config FILE]   validate; print problems with their source; exit 1 on error
   rrsyncd keygen --host-key FILE         create an ed25519 host key, print its SHA256 fingerprint
+  rrsyncd init [--dir DIR] [--root DIR] [--state-dir DIR] [--listen HOST:PORT]
+                                         write a starter config, host key and authorized_keys example
+  rrsyncd sessions [--json]              running sessions of the server (control socket)
+  rrsyncd kick ID | --key FP | --tenant NAME   end sessions
+  rrsyncd reload                         reload the server's configuration (validated first)
+  rrsyncd console                        the operator console (admin keys get it over ssh -t)
+  rrsyncd relay [OPTIONS] [USER@]SRCHOST:PATH [USER@]DSTHOST:PATH
+                                         rsync between two remote hosts through this machine
   rrsyncd --help | --version
+
+sessions, kick, reload and console find the server by --socket PATH, $RRSYNCD_CONTROL_SOCKET, or
+the state dir of --config FILE / the environment.
 
 --listen, --host-key and --authorized-keys may be repeated. Settings come from the schema
 defaults, then the --config file (JSON), then RRSYNCD_* environment variables, then flags.
@@ -37,6 +55,7 @@ const SERVE_OPTIONS = {
   'host-key': { type: 'string', multiple: true },
   'authorized-keys': { type: 'string', multiple: true },
   root: { type: 'string' },
+  'metrics-listen': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -62,11 +81,21 @@ export async function main(argv: string[]): Promise<number> {
         return checkConfig(rest);
       case 'keygen':
         return keygen(rest);
+      case 'init':
+        return runInit(rest);
+      case 'sessions':
+      case 'kick':
+      case 'reload':
+        return await runControlVerb(command, rest);
+      case 'console':
+        return await consoleVerb(rest);
+      case 'relay':
+        return await (await import('./relay/relay.js')).runRelay(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof VerbUsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`rrsyncd: ${(err as Error).message}\n${USAGE}`);
       return 2;
     }
@@ -92,7 +121,18 @@ function parseServeArgs(args: string[]): { load: LoadOptions; help: boolean } {
   if (values['host-key']) overrides.hostKeys = values['host-key'];
   if (values['authorized-keys']) overrides.authorizedKeys = values['authorized-keys'];
   if (values.root !== undefined) overrides.root = values.root;
+  if (values['metrics-listen'] !== undefined) overrides['metrics.listen'] = values['metrics-listen'];
   return { load: { file: values.config ?? process.env.RRSYNCD_CONFIG, overrides }, help: !!values.help };
+}
+
+async function consoleVerb(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { socket: { type: 'string' }, config: { type: 'string' } }, strict: true });
+  const idle = Number(process.env.RRSYNCD_CONSOLE_IDLE_MS);
+  return runConsole({
+    socket: resolveControlSocket(values),
+    who: process.env.RRSYNCD_ADMIN ?? `local user ${process.env.USER ?? process.getuid?.() ?? '?'}`,
+    idleTimeoutMs: Number.isSafeInteger(idle) && idle > 0 ? idle : 900_000,
+  });
 }
 
 function keygen(args: string[]): number {
@@ -175,8 +215,9 @@ async function serve(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  let config = loadConfig(load);
-  const log = createLogger(config.log);
+  const config = loadConfig(load);
+  const logSink = createLogSink(config.log);
+  const log = logSink.logger;
   const crypto = nativeCryptoStatus();
   if (!crypto.loaded) {
     log.warn({ error: crypto.error }, "ssh2's native crypto binding is not loaded: using the pure-JS ciphers (2-3x slower)");
@@ -188,9 +229,15 @@ async function serve(args: string[]): Promise<number> {
   if (keys.errors.length) throw new ConfigError(keys.errors);
   for (const w of keys.warnings) log.warn({ problem: w }, 'authorized key skipped');
   if (keys.ring.size === 0) log.warn({ sources: keys.sources }, 'no usable keys: nobody can log in');
+  const admins = buildAdminRing(config);
+  if (admins.errors.length) throw new ConfigError(admins.errors);
+  for (const w of admins.warnings) log.warn({ problem: w }, 'admin key skipped');
 
-  const server = new RrsyncServer({ config, keyRing: keys.ring, hostKeys, log });
+  const ops = new Operations({ config, load, logSink, adminRing: admins.ring });
+  const server = new RrsyncServer({ config, keyRing: keys.ring, hostKeys, log, hooks: ops.hooks() });
   const bound = await server.listen();
+  const metricsAddress = await ops.start(server);
+  if (metricsAddress) log.info({ event: 'metrics', address: metricsAddress.address, port: metricsAddress.port }, 'metrics listening');
   for (const addr of bound) {
     log.info({ event: 'listening', address: addr.address, port: addr.port, fingerprints: hostKeys.map((h) => h.fingerprint) }, 'listening');
   }
@@ -213,8 +260,10 @@ async function serve(args: string[]): Promise<number> {
         process.exit(1);
       }
       stopping = true;
+      ops.draining();
       log.info({ signal, connections: server.connectionCount }, 'shutting down');
       void server.shutdown().then(() => {
+        ops.stop();
         log.info('shutdown complete');
         process.off('SIGHUP', reload);
         // something left open (a stuck handle) must not keep a stopped server alive
@@ -222,18 +271,7 @@ async function serve(args: string[]): Promise<number> {
         resolve(0);
       });
     };
-    const reload = () => {
-      try {
-        config = loadConfig(load);
-        const next = buildKeyRing(config);
-        if (next.errors.length) throw new ConfigError(next.errors);
-        for (const w of next.warnings) log.warn({ problem: w }, 'authorized key skipped');
-        server.reload(config, next.ring);
-        log.info({ keys: next.ring.size }, 'configuration reloaded');
-      } catch (err) {
-        log.error({ problems: (err as ConfigError).problems ?? [(err as Error).message] }, 'reload failed; keeping the old configuration');
-      }
-    };
+    const reload = () => void ops.reload();
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', reload);

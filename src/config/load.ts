@@ -13,6 +13,7 @@ export interface CliOverrides {
   hostKeys?: string[];
   authorizedKeys?: string[];
   root?: string;
+  'metrics.listen'?: string;
 }
 
 export interface LoadOptions {
@@ -42,6 +43,7 @@ const CLI_FLAG: Record<keyof CliOverrides, string> = {
   hostKeys: '--host-key',
   authorizedKeys: '--authorized-keys',
   root: '--root',
+  'metrics.listen': '--metrics-listen',
 };
 
 /** $RRSYNCD_STATE_DIR, else $XDG_STATE_HOME/rrsyncd, else ~/.local/state/rrsyncd. */
@@ -61,12 +63,33 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError([`${file}: invalid JSON: ${(err as Error).message}`]);
+    throw new ConfigError([describeJsonError(file, text, err as Error)]);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError([`${file}: the top level must be a JSON object`]);
   }
-  return data as Record<string, unknown>;
+  return stripComments(data) as Record<string, unknown>;
+}
+
+/** JSON has no comments: keys named "//" (at any depth) are comments and dropped. */
+function stripComments(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stripComments);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).filter(([k]) => k !== '//').map(([k, x]) => [k, stripComments(x)]));
+}
+
+/**
+ * `FILE:LINE:COLUMN: invalid JSON: …` (1-based, like compilers print it) from V8's message, which
+ * gives a character offset ("at position N"); a premature end points past the last character.
+ */
+export function describeJsonError(file: string, text: string, err: Error): string {
+  const at = /\bat position (\d+)/.exec(err.message);
+  const offset = at ? Math.min(Number(at[1]), text.length) : text.length;
+  const before = text.slice(0, offset).split('\n');
+  const line = before.length;
+  const column = before[before.length - 1]!.length + 1;
+  const reason = err.message.replace(/\s*(?:in JSON )?at position \d+(?: \(line \d+ column \d+\))?/, '').trim();
+  return `${file}:${line}:${column}: invalid JSON: ${reason}`;
 }
 
 /** Makes the file's relative paths absolute against the file's directory (only well-typed values). */
@@ -82,6 +105,8 @@ function anchorFilePaths(data: Record<string, unknown>, baseDir: string): void {
       if (t && typeof t === 'object' && 'keysFile' in t) (t as Record<string, unknown>).keysFile = abs((t as Record<string, unknown>).keysFile);
     }
   }
+  const admins = data.admins as Record<string, unknown> | undefined;
+  if (admins && typeof admins === 'object' && 'keysFile' in admins) admins.keysFile = abs(admins.keysFile);
   const log = data.log as Record<string, unknown> | undefined;
   if (log && typeof log === 'object' && typeof log.destination === 'string' && !['stdout', 'stderr'].includes(log.destination)) {
     log.destination = abs(log.destination);
@@ -122,7 +147,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 
   const envNames = envNamesBySetting(schema);
   const sourceOf = (setting: string): string => {
-    const top = setting.split(/[.[]/)[0] as keyof CliOverrides;
+    const top = (setting in CLI_FLAG ? setting : setting.split(/[.[]/)[0]) as keyof CliOverrides;
     if (overrides[top] !== undefined && top in CLI_FLAG) return `command line ${CLI_FLAG[top]}`;
     const envName = envNames.get(setting);
     if (envName && env[envName] !== undefined) return `environment ${envName}`;
@@ -175,6 +200,7 @@ function finishConfig(shape: ConfigShape, file: string | undefined, cwd: string)
     hostKeys: demo.hostKey ? [join(stateDir, 'ssh_host_ed25519_key')] : shape.hostKeys.map(abs),
     authorizedKeys: shape.authorizedKeys.map(abs),
     tenants: shape.tenants.map((t) => ({ ...t, keysFile: t.keysFile === undefined ? undefined : abs(t.keysFile) })),
+    admins: { ...shape.admins, keysFile: shape.admins.keysFile === '' ? '' : abs(shape.admins.keysFile) },
     log: {
       ...shape.log,
       destination: ['stdout', 'stderr'].includes(shape.log.destination) ? shape.log.destination : abs(shape.log.destination),

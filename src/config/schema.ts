@@ -6,7 +6,10 @@
  */
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { isAbsolute, relative, resolve } from 'node:path';
 import convict from 'convict';
+import { parseChmod } from '../policy/chmod.js';
+import { parseMaxStartups } from './max-startups.js';
 
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
@@ -24,7 +27,11 @@ export const DEFAULT_ALGORITHMS = {
   ],
   hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512'],
   compress: ['none'],
+  pubkey: ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'],
 };
+
+/** Client key signature algorithms ssh2 can verify; `ssh-rsa` (SHA-1) and `ssh-dss` only when configured. */
+export const SUPPORTED_PUBKEY_ALGORITHMS = [...DEFAULT_ALGORITHMS.pubkey, 'ssh-rsa', 'ssh-dss'];
 
 export interface TenantLimits {
   maxFileSize?: number;
@@ -65,18 +72,23 @@ export interface ConfigShape {
   root: string;
   authorizedKeys: string[];
   tenants: TenantConfig[];
-  algorithms: { kex: string[]; serverHostKey: string[]; cipher: string[]; hmac: string[]; compress: string[] };
+  algorithms: { kex: string[]; serverHostKey: string[]; cipher: string[]; hmac: string[]; compress: string[]; pubkey: string[] };
   limits: {
     handshakeTimeoutMs: number;
     idleTimeoutMs: number;
     maxConnections: number;
     maxConnectionsPerKey: number;
     maxSessionsPerConnection: number;
+    maxAuthTries: number;
+    maxStartups: string;
+    maxStartupsPerSource: number;
     shutdownGraceMs: number;
     keepaliveIntervalMs: number;
     keepaliveCountMax: number;
   };
   log: { level: string; destination: string };
+  metrics: { listen: string };
+  admins: { keys: string[]; keysFile: string; shell: string[]; idleTimeoutMs: number };
 }
 
 const splitList = (v: unknown): unknown => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v);
@@ -115,6 +127,33 @@ const TENANT_KEYS = new Set([
 const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
 const LIMIT_BOOLS = ['allowDevices', 'allowChown'];
 
+/**
+ * A tenant name is also its default root's last component (`<root>/<name>`) and appears in logs:
+ * one plain path component, no leading dot, no control characters (JSON.stringify shows them escaped).
+ */
+export function tenantNameProblem(name: string): string | undefined {
+  if (name.includes('/')) return `${JSON.stringify(name)} must not contain "/"`;
+  if (name.startsWith('.')) return `${JSON.stringify(name)} must not start with "."`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return `${JSON.stringify(name)} must not contain control characters`;
+  if (name.length > 255) return 'must be at most 255 characters';
+  return undefined;
+}
+
+function escapesBase(rel: string): boolean {
+  const r = relative('/base', resolve('/base', rel));
+  return r === '..' || r.startsWith('../');
+}
+
+function chmodProblem(spec: string): string | undefined {
+  try {
+    parseChmod(spec);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Validates one tenant; returns messages naming the field, e.g. `tenants[0].mode: …`. */
 export function tenantProblems(t: unknown, at: string): string[] {
   if (typeof t !== 'object' || t === null || Array.isArray(t)) return [`${at}: must be an object`];
@@ -122,6 +161,10 @@ export function tenantProblems(t: unknown, at: string): string[] {
   const out: string[] = [];
   for (const k of Object.keys(o)) if (!TENANT_KEYS.has(k)) out.push(`${at}.${k}: unknown setting`);
   if (typeof o.name !== 'string' || o.name === '') out.push(`${at}.name: required, a non-empty string`);
+  else {
+    const bad = tenantNameProblem(o.name);
+    if (bad) out.push(`${at}.name: ${bad}`);
+  }
   for (const k of ['users', 'keys', 'allowOptions', 'denyOptions']) {
     if (o[k] !== undefined && !(Array.isArray(o[k]) && (o[k] as unknown[]).every((s) => typeof s === 'string'))) {
       out.push(`${at}.${k}: must be a list of strings`);
@@ -129,6 +172,9 @@ export function tenantProblems(t: unknown, at: string): string[] {
   }
   for (const k of ['keysFile', 'root']) {
     if (o[k] !== undefined && (typeof o[k] !== 'string' || o[k] === '')) out.push(`${at}.${k}: must be a non-empty string`);
+  }
+  if (typeof o.root === 'string' && !isAbsolute(o.root) && escapesBase(o.root)) {
+    out.push(`${at}.root: a relative root must stay below the default root (no ".." leading out)`);
   }
   if (o.mode !== undefined && !['rw', 'ro', 'wo'].includes(o.mode as string)) out.push(`${at}.mode: must be one of rw, ro, wo`);
   for (const k of ['noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute']) {
@@ -146,7 +192,8 @@ export function tenantProblems(t: unknown, at: string): string[] {
         } else if (LIMIT_BOOLS.includes(k)) {
           if (typeof l[k] !== 'boolean') out.push(`${at}.limits.${k}: must be true or false`);
         } else if (k === 'incomingChmod') {
-          if (typeof l[k] !== 'string') out.push(`${at}.limits.${k}: must be a string`);
+          const bad = typeof l[k] === 'string' ? chmodProblem(l[k]) : 'must be a string';
+          if (bad) out.push(`${at}.limits.${k}: ${bad}`);
         } else out.push(`${at}.limits.${k}: unknown setting`);
       }
     }
@@ -174,6 +221,17 @@ function addFormats(): void {
         if (v.some((p) => p === '')) throw new Error('paths must not be empty');
       },
     },
+    'string-list': {
+      validate(v: unknown) {
+        assertStringList(v);
+      },
+    },
+    'optional-listen': {
+      validate(v: unknown) {
+        if (typeof v !== 'string') throw new Error('must be HOST:PORT or empty');
+        if (v !== '') parseListenAddress(v);
+      },
+    },
     'tenant-list': {
       // Each tenant is checked by tenantProblems() in config/load.ts, which names the failing field.
       validate(v: unknown) {
@@ -185,6 +243,13 @@ function addFormats(): void {
     'cipher-list': algorithmList('cipher', ssh2Constants.SUPPORTED_CIPHER!),
     'hmac-list': algorithmList('hmac', ssh2Constants.SUPPORTED_MAC!),
     'compress-list': algorithmList('compression', ssh2Constants.SUPPORTED_COMPRESSION!),
+    'pubkey-list': algorithmList('public key signature', SUPPORTED_PUBKEY_ALGORITHMS),
+    'max-startups': {
+      validate(v: unknown) {
+        if (typeof v !== 'string') throw new Error('must be a string "start:rate:full" or "N"');
+        parseMaxStartups(v);
+      },
+    },
     'positive-int': {
       coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
       validate(v: unknown) {
@@ -243,6 +308,12 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       cipher: { doc: 'Ciphers. The client\'s preference decides among these.', format: 'cipher-list', default: DEFAULT_ALGORITHMS.cipher, env: 'RRSYNCD_CIPHERS' },
       hmac: { doc: 'MACs (used with non-AEAD ciphers).', format: 'hmac-list', default: DEFAULT_ALGORITHMS.hmac, env: 'RRSYNCD_MACS' },
       compress: { doc: 'SSH-level compression; rsync compresses itself (-z), so none by default.', format: 'compress-list', default: DEFAULT_ALGORITHMS.compress, env: 'RRSYNCD_COMPRESSION' },
+      pubkey: {
+        doc: 'Signature algorithms accepted from client keys (like sshd PubkeyAcceptedAlgorithms); ssh-rsa (SHA-1) and ssh-dss only when listed.',
+        format: 'pubkey-list',
+        default: DEFAULT_ALGORITHMS.pubkey,
+        env: 'RRSYNCD_PUBKEY_ALGORITHMS',
+      },
     },
     limits: {
       handshakeTimeoutMs: {
@@ -269,6 +340,24 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         format: 'positive-int',
         default: 10,
         env: 'RRSYNCD_MAX_SESSIONS_PER_CONNECTION',
+      },
+      maxAuthTries: {
+        doc: 'Failed authentication attempts (each refused key counts) before the connection is cut, like sshd MaxAuthTries.',
+        format: 'positive-int',
+        default: 6,
+        env: 'RRSYNCD_MAX_AUTH_TRIES',
+      },
+      maxStartups: {
+        doc: 'Unauthenticated connections, sshd MaxStartups style "start:rate:full": from start on, new ones are dropped with rate% probability, rising to 100% at full; "N" drops everything past N.',
+        format: 'max-startups',
+        default: '20:30:100',
+        env: 'RRSYNCD_MAX_STARTUPS',
+      },
+      maxStartupsPerSource: {
+        doc: 'Unauthenticated connections per source address (IPv6: per /64), like sshd PerSourceMaxStartups; more are dropped.',
+        format: 'positive-int',
+        default: 10,
+        env: 'RRSYNCD_MAX_STARTUPS_PER_SOURCE',
       },
       shutdownGraceMs: {
         doc: 'On SIGTERM, running transfers get this long to finish before they are aborted.',
@@ -297,6 +386,33 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         env: 'RRSYNCD_LOG_LEVEL',
       },
       destination: { doc: 'stdout, stderr or a file path.', format: String, default: 'stdout', env: 'RRSYNCD_LOG_DESTINATION' },
+    },
+    metrics: {
+      listen: {
+        doc: 'HOST:PORT for the HTTP metrics and health endpoints (/metrics, /healthz, /readyz). Empty: off.',
+        format: 'optional-listen',
+        default: '',
+        env: 'RRSYNCD_METRICS_LISTEN',
+      },
+    },
+    admins: {
+      keys: {
+        doc: 'authorized_keys lines of operator keys: they get the operator console on `ssh -t`, and can never rsync.',
+        format: 'string-list',
+        default: [],
+      },
+      keysFile: { doc: 'An authorized_keys file of operator keys. Empty: none.', format: String, default: '', env: 'RRSYNCD_ADMIN_KEYS_FILE' },
+      shell: {
+        doc: 'argv run on the console PTY instead of `rrsyncd console` (e.g. ["/bin/bash"]). Empty: the console.',
+        format: 'string-list',
+        default: [],
+      },
+      idleTimeoutMs: {
+        doc: 'The console ends after this many ms without input.',
+        format: 'positive-int',
+        default: 900_000,
+        env: 'RRSYNCD_ADMIN_IDLE_TIMEOUT_MS',
+      },
     },
   };
 }

@@ -49,6 +49,8 @@ export interface SessionContext {
   ioError: number;
   /** Set when a per-file error was reported (exit 23 at the end). */
   hadTransferError: boolean;
+  /** What the role did, for the exec summary record and the metrics. */
+  stats?: { files?: number; deletions?: number; literalBytes?: number; matchedBytes?: number };
 }
 
 export const IOERR = { GENERAL: 1, VANISHED: 2, DEL_LIMIT: 4 } as const;

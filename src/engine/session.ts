@@ -56,6 +56,11 @@ export interface SessionResult {
   bytesIn: number;
   bytesOut: number;
   files?: number;
+  /** Entries the receiver deleted (--delete), when it ran. */
+  deletions?: number;
+  /** Receiver: file data sent by the client, and data copied from basis files. */
+  literalBytes?: number;
+  matchedBytes?: number;
 }
 
 let initialised: Promise<void> | null = null;
@@ -106,6 +111,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     role,
     bytesIn: reader.totalRead,
     bytesOut: writer.totalWritten,
+    ...ctx?.stats,
   });
 
   try {
@@ -146,6 +152,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       signal: req.signal,
       ioError: 0,
       hadTransferError: false,
+      stats: {},
     };
     log.info(
       { protocol, compatFlags, checksum: negotiated.xferName, compress: negotiated.compress, role, incRecurse: (compatFlags & CF.INC_RECURSE) !== 0 },

@@ -40,7 +40,10 @@ export interface GrantLimits {
   uploadBytesPerSecond?: number;
   /** Devices and specials may be created (also requires running as root for devices). */
   allowDevices: boolean;
-  /** Ownership may be changed (also requires running as root). */
+  /**
+   * Ownership may be changed (also requires running as root). Off by default; without it incoming
+   * set-uid/set-gid bits are stripped (policy/modes.ts).
+   */
   allowChown: boolean;
   /** Forced permission masks applied to incoming files, rsyncd "incoming chmod" syntax. */
   incomingChmod?: string;
@@ -56,6 +59,6 @@ export function defaultGrant(root: string): Grant {
     munge: false,
     noLock: false,
     absolute: false,
-    limits: { allowDevices: false, allowChown: true },
+    limits: { allowDevices: false, allowChown: false },
   };
 }

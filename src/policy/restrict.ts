@@ -77,6 +77,11 @@ function checkUnsupportedFeatures(opts: ServerOptions): void {
   if (opts.xattrs > 0) {
     throw new RsyncError('rsync: extended attributes are not supported on this server', ExitCode.SYNTAX);
   }
+  // rsync keeps --fake-super's owners, groups and special modes in user.rsync.%stat xattrs;
+  // without xattr support it refuses the option, and so does this server
+  if (opts.fakeSuper) {
+    throw new RsyncError('rsync: --fake-super requires an rsync with extended attributes enabled', ExitCode.SYNTAX);
+  }
   if (opts.iconv !== undefined) {
     throw new RsyncError('rsync: --iconv is not supported on this server (built without iconv)', ExitCode.SYNTAX);
   }

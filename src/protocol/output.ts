@@ -6,6 +6,7 @@
 import type { Writable } from 'node:stream';
 import { ByteWriter } from './bytes.js';
 import { DATA_FRAME_MAX, frameHeader, MsgTag, tagForProtocol } from './mux.js';
+import { escapeControlBytes, isTextMessage } from './message-text.js';
 import { NdxState, writeNdx } from './ndx.js';
 import { writeLongint, writeVarint, writeVarlong, writeVstring } from './varint.js';
 
@@ -143,9 +144,10 @@ export class ProtocolWriter {
     }
   }
 
-  /** Sends an out-of-band message (after any pending data, preserving order). */
+  /** Sends an out-of-band message (after any pending data, preserving order); text has its control bytes escaped. */
   message(tag: number, payload: Buffer | string): void {
-    const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+    const raw = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+    const body = isTextMessage(tag) ? escapeControlBytes(raw) : raw;
     this.flush();
     const t = tagForProtocol(tag, this.protocol);
     const out = Buffer.allocUnsafe(4 + body.length);

@@ -17,6 +17,7 @@ const { utils } = ssh2;
 import { defaultGrant, type Grant } from '../policy/grant.js';
 import { splitShellWords } from '../policy/shellwords.js';
 import { fingerprintOf } from './host-keys.js';
+import { addressBytes, normalizeAddress } from './address.js';
 
 export interface KeyEntry {
   /** Where the line came from, e.g. `/home/u/.ssh/authorized_keys:3`. */
@@ -190,7 +191,9 @@ export function parseAuthorizedKeysLine(line: string, ctx: ParseContext): KeyEnt
     } else if (name === 'command') {
       command = value;
     } else if (name === 'from') {
-      entry.from = value;
+      const bad = fromListProblem(value);
+      if (bad) entry.unusable ??= `from="${value}": ${bad}`;
+      else entry.from = value;
     } else if (name === 'expiry-time') {
       try {
         entry.expiresAt = parseExpiryTime(value);
@@ -235,13 +238,31 @@ export function parseAuthorizedKeys(text: string, ctx: ParseContext): ParsedKeyF
   return { entries, problems };
 }
 
-function normalizeAddress(ip: string): string {
-  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-}
-
 function wildcardToRegExp(pattern: string): RegExp {
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 'i');
+}
+
+/**
+ * Why a `from=` list cannot be used, as sshd refuses it: a CIDR item needs an address, a mask
+ * length the family allows and no bits set past the mask (`10.0.0.1/8` is refused). Wildcard
+ * items are host patterns and always valid.
+ */
+export function fromListProblem(patternList: string): string | undefined {
+  for (const raw of patternList.split(',')) {
+    const item = raw.trim().replace(/^!/, '');
+    const slash = item.indexOf('/');
+    if (slash < 0) continue;
+    const net = item.slice(0, slash);
+    const bytes = addressBytes(net);
+    if (!bytes) return `"${item}": not an address/mask-length`;
+    const lenText = item.slice(slash + 1);
+    const bits = Number(lenText);
+    if (!/^\d{1,3}$/.test(lenText) || bits > bytes.length * 8) return `"${item}": bad mask length (0-${bytes.length * 8})`;
+    const hostBitsSet = bytes.some((b, i) => (b & (0xff >> Math.min(8, Math.max(0, bits - i * 8)))) !== 0);
+    if (hostBitsSet) return `"${item}": address has bits set beyond the mask`;
+  }
+  return undefined;
 }
 
 function matchesOnePattern(pattern: string, ip: string): boolean {

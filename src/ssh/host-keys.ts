@@ -57,7 +57,7 @@ const KEYGEN_ATTEMPTS = 8;
  * byte of the public key, so one key in 256 (public key starting with 0x00) comes out 31 bytes
  * long and unusable; such a pair is thrown away and another one made.
  */
-function generateEd25519(comment: string): { private: string; public: string } {
+export function generateEd25519(comment = ''): { private: string; public: string } {
   for (let i = 0; i < KEYGEN_ATTEMPTS; i++) {
     const pair = utils.generateKeyPairSync('ed25519', { comment });
     if (!(utils.parseKey(pair.private) instanceof Error)) return pair;

@@ -18,6 +18,15 @@ import type { HostKey } from './host-keys.js';
 import { batchSocketWrites, fixChannelFlowControl } from './channel-flow.js';
 import { poolOutgoingPackets } from './packet-pool.js';
 import { nativeBinding } from '../native.js';
+import { escapeControlBytes } from '../protocol/message-text.js';
+import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
+import { StartupGate } from './front-door.js';
+import { parseMaxStartups } from '../config/max-startups.js';
+import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
+import type { ServerHooks } from '../ops/hooks.js';
+import { keyStillGranted } from '../ops/key-changes.js';
+import { roleOfArgv } from '../ops/sessions.js';
+import { prepareGrantRoot } from '../sandbox/root-dir.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -28,10 +37,14 @@ export interface RrsyncServerOptions {
   log: Logger;
   /** The engine entry; replaceable in tests. Default: engine/session.ts, loaded on first exec. */
   runSession?: RunSession;
+  /** Metrics, the live-session registry and the operator console (src/ops). */
+  hooks?: ServerHooks;
 }
 
 /** rsync's exit code for "error in rsync protocol data stream", used when the engine throws. */
 const EXIT_ENGINE_FAILURE = 12;
+/** The exit status of a kicked session (rsync's RERR_SIGNAL: the server side was told to stop). */
+const EXIT_KICKED = 20;
 /** How long aborted sessions get to wind down after the shutdown deadline before sockets are cut. */
 const ABORT_SETTLE_MS = 3000;
 
@@ -44,13 +57,20 @@ interface ConnState {
   client?: Connection;
   user?: string;
   authMethods: string[];
+  /** Authentication requests so far, and how many failed (limits.maxAuthTries). */
+  authAttempts: number;
+  authFailures: number;
   authResult: 'none' | 'ok' | 'failed';
   authFailure?: string;
   entry?: KeyEntry;
+  /** Authenticated with an `admins` key: console only, no rsync. */
+  admin?: boolean;
   sessions: number;
   execs: number;
   active: Set<AbortController>;
   handshakeTimer?: NodeJS.Timeout;
+  /** Takes the connection out of the unauthenticated count (StartupGate). */
+  leaveStartup: () => void;
   idleTimer?: NodeJS.Timeout;
   closeReason?: string;
   log: Logger;
@@ -66,15 +86,21 @@ export class RrsyncServer {
   private readonly conns = new Set<ConnState>();
   private readonly perKey = new Map<string, number>();
   private readonly activePerGrant = new Map<string, number>();
+  private readonly startups: StartupGate;
   private nextConnId = 1;
   private draining = false;
+  private readonly hooks: ServerHooks;
 
   constructor(opts: RrsyncServerOptions) {
     this.config = opts.config;
     this.keyRing = opts.keyRing;
     this.log = opts.log;
     this.runSession = opts.runSession;
+    installSsh2Patches();
+    this.hooks = opts.hooks ?? {};
     const a = opts.config.algorithms;
+    checkHostKeyAlgorithms(opts.hostKeys, a.serverHostKey);
+    this.startups = new StartupGate(parseMaxStartups(opts.config.limits.maxStartups), opts.config.limits.maxStartupsPerSource);
     this.ssh = new ssh2.Server(
       {
         hostKeys: opts.hostKeys.map((h) => h.text),
@@ -108,10 +134,30 @@ export class RrsyncServer {
     return bound;
   }
 
-  /** New keys and limits; listen addresses, host keys and algorithms need a restart. */
-  reload(config: Config, keyRing: KeyRing): void {
+  /**
+   * New keys and limits; listen addresses, host keys and algorithms need a restart. Connections
+   * whose key was removed or changed are closed (with any transfer they run).
+   */
+  reload(config: Config, keyRing: KeyRing): number {
     this.config = config;
     this.keyRing = keyRing;
+    this.startups.update(parseMaxStartups(config.limits.maxStartups), config.limits.maxStartupsPerSource);
+    let closed = 0;
+    for (const c of this.conns) {
+      if (c.authResult !== 'ok' || !c.entry) continue;
+      const ring = c.admin ? this.hooks.adminRing?.() : keyRing;
+      if (!ring || !keyStillGranted(c.entry, ring, c.user ?? '', c.remoteAddress)) {
+        c.log.info({ fingerprint: c.entry.fingerprint }, 'key removed or changed: closing its connection');
+        this.endConnection(c, 'key removed or changed');
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Whether the server is accepting connections (for /readyz). */
+  get accepting(): boolean {
+    return !this.draining && this.listeners.length > 0 && this.listeners.every((l) => l.listening);
   }
 
   get connectionCount(): number {
@@ -161,6 +207,12 @@ export class RrsyncServer {
       socket.destroy();
       return;
     }
+    const admission = this.startups.admit(socket.remoteAddress ?? '?');
+    if (!admission.ok) {
+      this.log.warn({ event: 'connection', remote: socket.remoteAddress, remotePort: socket.remotePort, auth: 'none', reason: admission.reason }, 'connection dropped');
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const id = this.nextConnId++;
     const conn: ConnState = {
@@ -170,10 +222,13 @@ export class RrsyncServer {
       remotePort: socket.remotePort ?? 0,
       startedAt: Date.now(),
       authMethods: [],
+      authAttempts: 0,
+      authFailures: 0,
       authResult: 'none',
       sessions: 0,
       execs: 0,
       active: new Set(),
+      leaveStartup: admission.leave,
       log: this.log.child({ conn: id }),
     };
     this.conns.add(conn);
@@ -189,6 +244,7 @@ export class RrsyncServer {
   private onSocketClose(conn: ConnState): void {
     clearTimeout(conn.handshakeTimer);
     clearTimeout(conn.idleTimer);
+    conn.leaveStartup();
     for (const ac of conn.active) ac.abort(new Error('connection closed'));
     if (conn.authResult === 'ok' && conn.entry) {
       const n = (this.perKey.get(conn.entry.fingerprint) ?? 1) - 1;
@@ -196,6 +252,7 @@ export class RrsyncServer {
       else this.perKey.set(conn.entry.fingerprint, n);
     }
     this.conns.delete(conn);
+    if (conn.authResult !== 'ok' && conn.authFailure) this.hooks.authFailed?.(conn.authFailure);
     this.log.info(
       {
         event: 'connection',
@@ -224,11 +281,14 @@ export class RrsyncServer {
       return;
     }
     conn.client = client;
+    // ssh2 sends its KEXINIT right after this listener returns
+    restrictHostKeyOffer(client, this.config.algorithms.serverHostKey);
     if (!poolOutgoingPackets(client, conn.socket)) conn.log.debug('ssh2 internals changed: outgoing packets not pooled');
     client.on('error', (err: Error) => conn.log.debug({ err: err.message }, 'ssh connection error'));
     client.on('authentication', (ctx) => this.onAuth(conn, ctx));
     client.on('ready', () => {
       clearTimeout(conn.handshakeTimer);
+      conn.leaveStartup();
       conn.log.debug({ user: conn.user, fingerprint: conn.entry?.fingerprint }, 'authenticated');
       this.armIdleTimer(conn);
     });
@@ -256,19 +316,26 @@ export class RrsyncServer {
   }
 
   private onAuth(conn: ConnState, ctx: AuthContext): void {
+    if (conn.authFailures >= this.config.limits.maxAuthTries) return; // being disconnected
     conn.user = ctx.username;
+    conn.authAttempts++;
     if (!conn.authMethods.includes(ctx.method)) conn.authMethods.push(ctx.method);
     if (ctx.method !== 'publickey') {
-      if (ctx.method !== 'none') conn.authFailure = `${ctx.method} authentication is not accepted`;
-      ctx.reject(['publickey']);
+      // as sshd: a client's opening "none" request (asking for the methods) is not a failure
+      if (ctx.method === 'none' && conn.authAttempts === 1) ctx.reject(['publickey']);
+      else this.refuseAuth(conn, ctx, ctx.method === 'none' ? undefined : `${ctx.method} authentication is not accepted`);
       return;
     }
-    const decision = this.keyRing.decide(ctx.key.data, ctx.username, conn.remoteAddress);
+    const algorithm = signatureAlgorithm(ctx.key.algo, ctx.hashAlgo);
+    if (!this.config.algorithms.pubkey.includes(algorithm)) {
+      this.refuseAuth(conn, ctx, `${algorithm} signatures are not accepted`);
+      return;
+    }
+    const adminDecision = this.hooks.adminRing?.()?.decide(ctx.key.data, ctx.username, conn.remoteAddress);
+    const decision = adminDecision?.ok ? adminDecision : this.keyRing.decide(ctx.key.data, ctx.username, conn.remoteAddress);
     if (!decision.ok) {
-      conn.authResult = 'failed';
-      conn.authFailure = decision.reason;
       if (decision.entry) conn.log.warn({ fingerprint: decision.entry.fingerprint, reason: decision.reason }, 'key refused');
-      ctx.reject(['publickey']);
+      this.refuseAuth(conn, ctx, decision.reason);
       return;
     }
     const entry = decision.entry;
@@ -277,26 +344,43 @@ export class RrsyncServer {
       return;
     }
     if (!entry.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) {
-      conn.authResult = 'failed';
-      conn.authFailure = 'bad signature';
-      ctx.reject(['publickey']);
+      this.refuseAuth(conn, ctx, 'bad signature');
       return;
     }
     const open = this.perKey.get(entry.fingerprint) ?? 0;
     if (open >= this.config.limits.maxConnectionsPerKey) {
-      conn.authResult = 'failed';
-      conn.authFailure = `too many connections for key (${open})`;
-      ctx.reject(['publickey']);
+      this.refuseAuth(conn, ctx, `too many connections for key (${open})`);
       return;
     }
     this.perKey.set(entry.fingerprint, open + 1);
     conn.authResult = 'ok';
     conn.authFailure = undefined;
     conn.entry = entry;
+    conn.admin = adminDecision?.ok === true;
     ctx.accept();
   }
 
+  /** Refuses one attempt; the limits.maxAuthTries-th failure cuts the connection instead, as sshd does. */
+  private refuseAuth(conn: ConnState, ctx: AuthContext, reason: string | undefined): void {
+    if (reason !== undefined) conn.authFailure = reason;
+    if (ctx.method === 'publickey') conn.authResult = 'failed';
+    conn.authFailures++;
+    const max = this.config.limits.maxAuthTries;
+    if (conn.authFailures < max) {
+      ctx.reject(['publickey']);
+      return;
+    }
+    conn.log.warn({ remote: conn.remoteAddress, user: conn.user, failures: conn.authFailures, last: conn.authFailure }, 'too many authentication failures');
+    conn.authFailure = `too many authentication failures (${conn.authFailures}; last: ${conn.authFailure ?? 'none'})`;
+    this.endConnection(conn, 'too many authentication failures', 'Too many authentication failures');
+  }
+
   private onSession(conn: ConnState, session: Session): void {
+    if (conn.admin && conn.entry && this.hooks.adminSession) {
+      clearTimeout(conn.idleTimer);
+      this.hooks.adminSession(session, { conn: conn.id, entry: conn.entry, user: conn.user, address: conn.remoteAddress, log: conn.log });
+      return;
+    }
     const refuse = (what: string) => (_accept: unknown, reject?: () => void) => {
       conn.log.info({ refused: what }, 'session request refused');
       reject?.();
@@ -329,9 +413,11 @@ export class RrsyncServer {
     conn.idleTimer = setTimeout(() => this.endConnection(conn, 'idle timeout'), this.config.limits.idleTimeoutMs);
   }
 
-  private endConnection(conn: ConnState, reason: string): void {
+  /** Ends a connection; `message` is the disconnect description the client prints. */
+  private endConnection(conn: ConnState, reason: string, message?: string): void {
     conn.closeReason ??= reason;
-    if (conn.client) conn.client.end();
+    if (conn.client && message) disconnectWithMessage(conn.client, message);
+    else if (conn.client) conn.client.end();
     else conn.socket.destroy();
     // a client that never answers the disconnect should not hold the slot
     setTimeout(() => conn.socket.destroy(), 2000).unref();
@@ -341,8 +427,8 @@ export class RrsyncServer {
     const started = performance.now();
     clearTimeout(conn.idleTimer);
     conn.execs++;
-    // ssh2 hands us the command decoded as UTF-8; back to bytes, then one char per byte
-    const commandBytes = Buffer.from(command, 'utf8').toString('latin1');
+    // one char per byte (ssh2-internals.ts keeps ssh2 from decoding it as UTF-8)
+    const commandBytes = command;
     const entry = conn.entry!;
     const record: Record<string, unknown> = {
       event: 'exec',
@@ -356,9 +442,20 @@ export class RrsyncServer {
     let result: SessionResult = { exitCode: 1, role: 'none', bytesIn: 0, bytesOut: 0 };
     const ac = new AbortController();
     conn.active.add(ac);
-    channel.once('close', () => ac.abort(new Error('channel closed')));
+    let channelClosed = false;
+    channel.once('close', () => {
+      channelClosed = true;
+      ac.abort(new Error('channel closed'));
+    });
     const grantKey = entry.tenant ? `tenant:${entry.tenant}` : entry.fingerprint;
     let counted = false;
+    const liveId = `${conn.id}.${conn.execs}`;
+    let kicked: string | undefined;
+    const kick = (reason: string) => {
+      if (kicked !== undefined) return;
+      kicked = record.kicked = reason;
+      void this.kickChannel(channel, reason, ac);
+    };
     try {
       const refusal = this.checkCommand(commandBytes);
       if (refusal === 'true') {
@@ -367,7 +464,7 @@ export class RrsyncServer {
       } else if (typeof refusal === 'string') {
         record.command = printableBytes(commandBytes);
         record.refused = refusal;
-        await writeAll(channel.stderr, `rrsyncd: ${refusal}\n`, channel);
+        await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: ${refusal}\n`)), channel);
       } else {
         const argv = refusal.argv;
         record.argv = argv.map(printableBytes);
@@ -382,6 +479,11 @@ export class RrsyncServer {
         } else {
           this.activePerGrant.set(grantKey, running + 1);
           counted = true;
+          this.hooks.sessions?.add({
+            id: liveId, tenant: entry.tenant, fingerprint: entry.fingerprint, comment: entry.comment, user: conn.user,
+            address: conn.remoteAddress, role: roleOfArgv(argv), argv: record.argv as string[], startedAt: Date.now(),
+            bytes: () => ({ in: conn.socket.bytesRead, out: conn.socket.bytesWritten }), kick,
+          });
           result = await this.runEngine(conn, channel, argv, entry, ac.signal);
         }
       }
@@ -396,24 +498,33 @@ export class RrsyncServer {
         else this.activePerGrant.set(grantKey, n);
       }
       conn.active.delete(ac);
+      this.hooks.sessions?.remove(liveId);
     }
-    // exit-status must precede EOF/CLOSE, which end() sends
-    channel.exit(result.exitCode);
-    channel.end();
-    this.log.info(
-      {
-        ...record,
-        role: result.role,
-        exitCode: result.exitCode,
-        bytesIn: result.bytesIn,
-        bytesOut: result.bytesOut,
-        files: result.files,
-        durationMs: Math.round(performance.now() - started),
-      },
-      'exec',
-    );
-    if (this.draining && conn.active.size === 0) this.endConnection(conn, 'shutdown');
-    else this.armIdleTimer(conn);
+    // exit-status must precede EOF/CLOSE, which end() sends; a kick already sent both
+    if (kicked === undefined) {
+      channel.exit(result.exitCode);
+      channel.end();
+    }
+    const summary = {
+      ...record,
+      keyComment: entry.comment,
+      role: result.role,
+      exitCode: kicked === undefined ? result.exitCode : EXIT_KICKED,
+      bytesIn: result.bytesIn,
+      bytesOut: result.bytesOut,
+      files: result.files,
+      deletions: result.deletions,
+      literalBytes: result.literalBytes,
+      matchedBytes: result.matchedBytes,
+      durationMs: Math.round(performance.now() - started),
+    };
+    this.log.info(summary, 'exec');
+    this.hooks.execEnded?.({ ...summary, refused: record.refused as string | undefined, kicked: kicked !== undefined });
+    if (this.draining && conn.active.size === 0) {
+      // after the client closed the channel: a disconnect before that makes ssh exit 255
+      if (channelClosed) this.endConnection(conn, 'shutdown');
+      else channel.once('close', () => this.endConnection(conn, 'shutdown'));
+    } else this.armIdleTimer(conn);
     // Transfers leave freed Buffers in malloc's heap (80 MiB after 16 concurrent pushes); with
     // nothing running, hand that memory back so the idle server's RSS does not keep the peak.
     if ([...this.conns].every((c) => c.active.size === 0)) nativeBinding?.releaseFreedMemory?.();
@@ -432,7 +543,23 @@ export class RrsyncServer {
     return { argv };
   }
 
+  /** One line on the client's stderr, the exit status, and the channel closed; the engine then sees its input end. */
+  private async kickChannel(channel: ServerChannel, reason: string, ac: AbortController): Promise<void> {
+    await writeAll(channel.stderr, `rrsyncd: ${reason}\n`, channel);
+    await flushWritable(channel.stderr, channel, 2000);
+    channel.exit(EXIT_KICKED);
+    // close(), not end(): the engine may still write, and a write after end() would throw
+    channel.close();
+    ac.abort(new Error(reason));
+  }
+
   private async runEngine(conn: ConnState, channel: ServerChannel, argv: string[], entry: KeyEntry, signal: AbortSignal): Promise<SessionResult> {
+    const rootProblem = prepareGrantRoot(entry.grant!, entry.tenant !== undefined);
+    if (rootProblem) {
+      conn.log.error({ root: entry.grant!.root, problem: rootProblem }, 'root not usable');
+      await writeAll(channel.stderr, 'rrsyncd error: the directory this key is confined to is not available (see the server log)\n', channel);
+      return { exitCode: 3, role: 'none', bytesIn: 0, bytesOut: 0 };
+    }
     try {
       // loaded lazily so that the front door keeps working (and refusing) even if the engine cannot load
       this.runSession ??= (await import('../engine/session.js')).runRsyncSession;
@@ -442,7 +569,7 @@ export class RrsyncServer {
       );
     } catch (err) {
       conn.log.error({ err }, 'engine failed');
-      if (channel.stderr.writable) await writeAll(channel.stderr, `rrsyncd: internal error: ${(err as Error).message}\n`, channel);
+      if (channel.stderr.writable) await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: internal error: ${(err as Error).message}\n`)), channel);
       return { exitCode: EXIT_ENGINE_FAILURE, role: 'none', bytesIn: 0, bytesOut: 0 };
     }
   }
@@ -459,7 +586,7 @@ function findConn(conns: Set<ConnState>, client: Connection, ip: string, port: n
 }
 
 /** Writes text, waiting for 'drain' when write() asks us to. */
-export async function writeAll(w: Writable, text: string, closer: NodeJS.EventEmitter = w): Promise<void> {
+export async function writeAll(w: Writable, text: string | Buffer, closer: NodeJS.EventEmitter = w): Promise<void> {
   if (!w.writable) return;
   if (w.write(text)) return;
   const ac = new AbortController();

@@ -2,6 +2,7 @@ import t from 'tap';
 import ssh2 from 'ssh2';
 import {
   addressMatchesFrom,
+  fromListProblem,
   grantFromRrsyncCommand,
   KeyRing,
   parseAuthorizedKeys,
@@ -10,8 +11,11 @@ import {
   parseKeyOptions,
 } from '../../src/ssh/authorized-keys.js';
 
-const pub = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'me@host' }).public.trim();
-const other = ssh2.utils.generateKeyPairSync('ed25519').public.trim();
+import { generateEd25519 } from '../../src/ssh/host-keys.js';
+
+// ssh2's own generator makes an unparseable key one time in 256 (see generateEd25519)
+const pub = generateEd25519('me@host').public.trim();
+const other = generateEd25519().public.trim();
 const ctx = { source: 'ak', defaultRoot: '/srv/default' };
 
 t.test('command="rrsync -ro DIR" becomes a read-only grant on DIR', async (t) => {
@@ -84,6 +88,25 @@ t.test('from= matching like sshd', async (t) => {
   t.notOk(addressMatchesFrom('!10.0.0.9', '10.0.0.8'), 'a negation alone allows nothing');
   t.ok(addressMatchesFrom('::1', '::1'));
   t.ok(addressMatchesFrom('fd00::/8', 'fd12::1'));
+});
+
+t.test('an invalid from= CIDR makes the key unusable, with the reason (sshd refuses it too)', async (t) => {
+  for (const [list, why] of [
+    ['127.0.0.1/33', /bad mask length/],
+    ['10.0.0.1/8', /bits set beyond the mask/],
+    ['10.0.0.0/8,!fe80::1/10', /bits set beyond the mask/],
+    ['nohost/24', /not an address/],
+    ['::1/129', /bad mask length/],
+  ] as const) {
+    t.match(fromListProblem(list), why, list);
+    const e = parseAuthorizedKeysLine(`from="${list}" ${pub}`, ctx)!;
+    t.match(e.unusable, why, `${list}: unusable`);
+    const d = new KeyRing([e]).decide(e.blob, 'u', '127.0.0.1');
+    t.match(!d.ok && d.reason, /key unusable: from=/, `${list}: refused at login with the reason`);
+  }
+  for (const ok of ['127.0.0.1/32', '0.0.0.0/0', '10.0.0.0/8,!10.0.0.9', 'fe80::/10', '::ffff:10.0.0.0/104', '*.example.com,10.*']) {
+    t.equal(fromListProblem(ok), undefined, ok);
+  }
 });
 
 t.test('expiry-time', async (t) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { buildKeyRing, tenantGrant } from '../../src/config/keys.js';
-import { ensureHostKey, fingerprintOf } from '../../src/ssh/host-keys.js';
+import { ensureHostKey, fingerprintOf, generateEd25519 } from '../../src/ssh/host-keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rrsyncd-config-'));
 const home = join(dir, 'home');
@@ -72,7 +72,7 @@ t.test('errors from the environment name the variable', async (t) => {
 
 t.test('bad JSON and tenant errors', async (t) => {
   const broken = writeConfig('broken.json', '{ "listen": [');
-  t.match(problemsOf(() => loadConfig({ file: broken, env: baseEnv }))[0], new RegExp(`^${broken}: invalid JSON`));
+  t.equal(problemsOf(() => loadConfig({ file: broken, env: baseEnv }))[0], `${broken}:1:14: invalid JSON: Unexpected end of JSON input`);
   const file = writeConfig('tenants.json', { tenants: [{ name: 'a', keys: [], mode: 'rx', colour: 'red' }, { keysFile: 'k' }] });
   const problems = problemsOf(() => loadConfig({ file, env: baseEnv }));
   t.ok(problems.includes(`${file}: tenants[0].mode: must be one of rw, ro, wo`), problems.join('\n'));
@@ -81,8 +81,43 @@ t.test('bad JSON and tenant errors', async (t) => {
   t.match(problemsOf(() => loadConfig({ file: join(dir, 'missing.json'), env: baseEnv }))[0], /cannot read config file/);
 });
 
+t.test('JSON errors give line:column, not a character offset', async (t) => {
+  const file = writeConfig('trailing.json', '{\n  "listen": ["127.0.0.1:1"],\n  "root": "/srv",\n}\n');
+  const [p] = problemsOf(() => loadConfig({ file, env: baseEnv }));
+  t.match(p, new RegExp(`^${file}:4:1: invalid JSON: `));
+  t.notMatch(p, /position/);
+});
+
+t.test('tenant names must be one plain path component', async (t) => {
+  const bad = ['../escape', 'a/b', '..', '.hidden', 'nul\u0000byte', 'esc\u001b[31m', 'x'.repeat(256)];
+  const file = writeConfig('tenant-names.json', { root: '/srv', tenants: bad.map((name) => ({ name, keys: [] })) });
+  const problems = problemsOf(() => loadConfig({ file, env: baseEnv }));
+  bad.forEach((_, i) => t.ok(problems.some((p) => p.startsWith(`${file}: tenants[${i}].name: `)), `tenants[${i}] refused\n${problems.join('\n')}`));
+  t.ok(problems.includes(`${file}: tenants[0].name: "../escape" must not contain "/"`), problems.join('\n'));
+  t.ok(problems.includes(`${file}: tenants[5].name: "esc\\u001b[31m" must not contain control characters`), 'control characters are shown escaped');
+  const ok = writeConfig('tenant-names-ok.json', { root: '/srv', tenants: [{ name: 'host-1.example_2', keys: [] }] });
+  t.same(problemsOf(() => loadConfig({ file: ok, env: baseEnv })), []);
+});
+
+t.test('a relative tenant root may not leave the default root; incomingChmod is parsed at load', async (t) => {
+  const file = writeConfig('tenant-roots.json', {
+    root: '/srv',
+    tenants: [
+      { name: 'a', keys: [], root: '../etc' },
+      { name: 'b', keys: [], root: 'x/../../y' },
+      { name: 'c', keys: [], root: '/elsewhere/c', limits: { incomingChmod: 'u+q' } },
+      { name: 'd', keys: [], root: 'sub/../d2', limits: { incomingChmod: 'Fgo-w' } },
+    ],
+  });
+  const problems = problemsOf(() => loadConfig({ file, env: baseEnv }));
+  t.ok(problems.some((p) => p.startsWith(`${file}: tenants[0].root: a relative root must stay below`)), problems.join('\n'));
+  t.ok(problems.some((p) => p.startsWith(`${file}: tenants[1].root:`)), problems.join('\n'));
+  t.ok(problems.includes(`${file}: tenants[2].limits.incomingChmod: invalid chmod item "u+q"`), problems.join('\n'));
+  t.equal(problems.length, 3, 'an absolute root and a relative one that stays below are fine');
+});
+
 t.test('tenants: keys inline with pinned users and a base grant', async (t) => {
-  const pub = ssh2.utils.generateKeyPairSync('ed25519').public.trim();
+  const pub = generateEd25519().public.trim();
   const file = writeConfig('tenant-ok.json', {
     root: '/srv',
     tenants: [

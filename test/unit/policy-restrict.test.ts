@@ -114,6 +114,12 @@ t.test('unsupported features: ACLs, xattrs, iconv', async (t) => {
   t.throws(() => run(`${PUSH} --iconv=latin1 . dst/`, slash), { code: 1, message: /iconv is not supported/ });
 });
 
+t.test('--fake-super (e.g. from -M--fake-super) is refused like -X, in both directions', async (t) => {
+  const message = 'rsync: --fake-super requires an rsync with extended attributes enabled';
+  t.throws(() => run(`${PUSH} --fake-super . dst/`, slash), { code: 1, message });
+  t.throws(() => run(`${PULL} --fake-super . src/`, slash), { code: 1, message });
+});
+
 t.test('client-named paths are confined', async (t) => {
   t.throws(() => run(`${PUSH} . ../x`), { code: 1, message: 'rrsyncd: path "../x" is outside the allowed directory (argument)' });
   t.throws(() => run(`${PULL} . a/../../b`), { code: 1, message: /outside the allowed directory \(argument\)/ });

@@ -78,6 +78,12 @@ export class Deleter {
     return this.enabled && (this.timing === 'after' || this.timing === 'delay');
   }
 
+  /** Entries deleted so far (of every type). */
+  get deletions(): number {
+    const d = this.counts;
+    return d.files + d.dirs + d.symlinks + d.devices + d.specials;
+  }
+
   get limitExceeded(): boolean {
     return this.limitHit > 0;
   }

@@ -87,8 +87,10 @@ class Receiver {
     this.requests = new Requests(this.s);
   }
 
-  get filesTransferred(): number {
-    return this.receiving?.filesTransferred ?? 0;
+  /** What the exec summary record reports about the push. */
+  get stats(): { files: number; deletions: number; literalBytes: number; matchedBytes: number } {
+    const r = this.receiving;
+    return { files: r?.filesTransferred ?? 0, deletions: this.deleter.deletions, literalBytes: r?.literalBytes ?? 0, matchedBytes: r?.matchedBytes ?? 0 };
   }
 
   async run(): Promise<number> {
@@ -183,6 +185,8 @@ class Receiver {
 export async function runReceiver(ctx: SessionContext): Promise<number> {
   const receiver = new Receiver(ctx);
   const code = await receiver.run();
-  ctx.log.info({ filesTransferred: receiver.filesTransferred }, 'receiver done');
+  const stats = receiver.stats;
+  ctx.log.info({ filesTransferred: stats.files }, 'receiver done');
+  ctx.stats = stats;
   return code;
 }

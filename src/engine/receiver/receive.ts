@@ -57,6 +57,9 @@ type Outcome = 'done' | 'delayed' | 'failed';
 
 export class Receive {
   filesTransferred = 0;
+  /** Delta-stream bytes: sent by the client (literal) and copied from the basis (matched). */
+  literalBytes = 0;
+  matchedBytes = 0;
   /** The fresh temp file being written, for --partial handling when the session dies mid-file. */
   private current: Incoming | null = null;
   private readonly writeBuffer = Buffer.allocUnsafe(WRITE_BUFFER);
@@ -298,11 +301,13 @@ export class Receive {
       if (tok.kind === 'end') break;
       this.s.checkCancelled();
       if (tok.kind === 'literal') {
+        this.literalBytes += tok.data.length;
         hasher.update(tok.data);
         out?.write(tok.data);
         t.gotLiteral = true;
       } else {
         const len = tok.index === head.count - 1 && head.remainder ? head.remainder : head.blength;
+        this.matchedBytes += len;
         const data = block.subarray(0, len);
         if (window) {
           window.read(data, tok.index * head.blength, len);

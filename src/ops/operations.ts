@@ -1,0 +1,140 @@
+/**
+ * Operating a running server: the live-session registry, metrics and health endpoints, the control
+ * socket, the admin keys and the console, and reload (SIGHUP or `rrsyncd reload`). `serve` builds
+ * one of these and hands its hooks to the ssh server.
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config/load.js';
+import { buildKeyRing, tenantGrant } from '../config/keys.js';
+import type { LogSink, Logger } from '../log.js';
+import type { KeyRing } from '../ssh/authorized-keys.js';
+import type { RrsyncServer } from '../ssh/server.js';
+import { startAdminSession } from '../ssh/admin-shell.js';
+import { buildAdminRing } from './admins.js';
+import { ControlSocket, controlSocketPath, type ReloadOutcome, type TenantView } from './control-socket.js';
+import type { ServerHooks } from './hooks.js';
+import { Metrics, serveMetrics } from './metrics.js';
+import { SessionRegistry } from './sessions.js';
+
+export interface OperationsOptions {
+  config: Config;
+  load: LoadOptions;
+  logSink: LogSink;
+  /** The admin ring built at start (serve refuses to start on its errors). */
+  adminRing?: KeyRing;
+}
+
+export class Operations {
+  readonly registry = new SessionRegistry();
+  readonly metrics: Metrics;
+  private config: Config;
+  private adminRing?: KeyRing;
+  private server?: RrsyncServer;
+  private control?: ControlSocket;
+  private http?: HttpServer;
+  private stopping = false;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: OperationsOptions) {
+    this.config = opts.config;
+    this.adminRing = opts.adminRing;
+    this.log = opts.logSink.logger;
+    this.metrics = new Metrics({
+      activeConnections: () => this.server?.connectionCount ?? 0,
+      activeSessions: () => this.registry.size,
+      quotas: () => this.config.tenants.map((t) => ({ tenant: t.name, limitBytes: t.limits?.quotaBytes })),
+    });
+  }
+
+  hooks(): ServerHooks {
+    return {
+      sessions: this.registry,
+      authFailed: (reason) => this.metrics.authFailed(reason),
+      execEnded: (summary) => this.metrics.recordExec(summary),
+      adminRing: () => this.adminRing,
+      adminSession: (session, info) =>
+        startAdminSession(session, info, {
+          controlSocket: controlSocketPath(this.config.stateDir),
+          shell: this.config.admins.shell,
+          idleTimeoutMs: this.config.admins.idleTimeoutMs,
+          cwd: this.config.stateDir,
+        }),
+    };
+  }
+
+  /** Starts the control socket and (when configured) the metrics endpoint. */
+  async start(server: RrsyncServer): Promise<AddressInfo | undefined> {
+    this.server = server;
+    const path = controlSocketPath(this.config.stateDir);
+    try {
+      this.control = await ControlSocket.start(
+        path,
+        {
+          sessions: () => this.registry.list(),
+          kick: (sel, reason) => this.registry.kick(sel, reason),
+          reload: () => this.reload(),
+          tenants: () => this.tenants(),
+          follow: (f) => this.opts.logSink.follow(f),
+        },
+        this.log,
+      );
+    } catch (err) {
+      // e.g. a second server on the same state dir: it serves, without sessions/kick/reload
+      this.log.warn({ path, err: (err as Error).message }, 'no control socket');
+    }
+    if (!this.config.metrics.listen) return undefined;
+    const { server: http, address } = await serveMetrics(this.config.metrics.listen, this.metrics, {
+      ready: () => !this.stopping && server.accepting,
+    });
+    this.http = http;
+    return address;
+  }
+
+  /** Called on SIGTERM: /readyz answers 503 from now on. */
+  draining(): void {
+    this.stopping = true;
+  }
+
+  stop(): void {
+    this.control?.close();
+    this.http?.close();
+    this.http?.closeAllConnections();
+  }
+
+  /**
+   * Loads and validates the configuration again; applies it only when it is whole (keys, admin
+   * keys, log settings). Connections of removed or changed keys are closed by the server.
+   */
+  reload(): ReloadOutcome {
+    try {
+      const config = loadConfig(this.opts.load);
+      const keys = buildKeyRing(config);
+      const admins = buildAdminRing(config);
+      const errors = [...keys.errors, ...admins.errors];
+      if (errors.length) throw new ConfigError(errors);
+      for (const w of [...keys.warnings, ...admins.warnings]) this.log.warn({ problem: w }, 'authorized key skipped');
+      this.opts.logSink.apply(config.log);
+      this.config = config;
+      this.adminRing = admins.ring;
+      const closed = this.server?.reload(config, keys.ring) ?? 0;
+      this.log.info({ keys: keys.ring.size, adminKeys: admins.ring?.size ?? 0, closed }, 'configuration reloaded');
+      return { ok: true, keys: keys.ring.size, closed };
+    } catch (err) {
+      const problems = (err as ConfigError).problems ?? [(err as Error).message];
+      this.log.error({ problems }, 'reload failed; keeping the old configuration');
+      return { ok: false, problems };
+    }
+  }
+
+  private tenants(): TenantView[] {
+    const running = this.registry.countByTenant();
+    return this.config.tenants.map((t) => ({
+      name: t.name,
+      root: tenantGrant(t, this.config.root).root,
+      sessions: running.get(t.name) ?? 0,
+      quotaBytes: t.limits?.quotaBytes,
+      quotaFiles: t.limits?.quotaFiles,
+    }));
+  }
+}
