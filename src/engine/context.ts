@@ -9,6 +9,7 @@ import type { CompressName } from '../protocol/token.js';
 import type { ServerOptions } from '../policy/server-options.js';
 import type { Grant } from '../policy/grant.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
+import type { Gateway } from '../gateway/gateway.js';
 import type { FlistOptions } from '../protocol/flist.js';
 import { digestLength } from '../protocol/checksum.js';
 
@@ -36,7 +37,10 @@ export interface SessionContext {
   compressLevel: number | undefined;
   opts: ServerOptions;
   grant: Grant;
+  /** Reads of the tree (the roles' read access). */
   sandbox: Sandbox;
+  /** Every change of the tree. */
+  gateway: Gateway;
   reader: ProtocolReader;
   writer: ProtocolWriter;
   log: Logger;

@@ -26,7 +26,8 @@ import {
 } from './handshake.js';
 import { CF, type SessionContext } from './context.js';
 import { PeerExitSignal as PeerExit } from './peer-exit.js';
-import { allowIncRecurseForReceiver, runReceiver } from './receiver.js';
+import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
+import { openGateway, type ChangePolicy } from '../gateway/index.js';
 import { allowIncRecurseForSender, runSender } from './sender.js';
 
 export interface SessionIO {
@@ -45,6 +46,8 @@ export interface SessionRequest {
   log: Logger;
   /** Aborted on shutdown deadline or connection loss. */
   signal?: AbortSignal;
+  /** Policies applied to every change of the tree after the built-in ones (audit, tests). */
+  changePolicies?: readonly ChangePolicy[];
 }
 
 export interface SessionResult {
@@ -142,6 +145,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       opts,
       grant: req.grant,
       sandbox,
+      gateway: openGateway(sandbox, req.grant, log, { quota: !opts.sender, extra: req.changePolicies }),
       reader,
       writer,
       log,

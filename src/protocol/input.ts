@@ -115,6 +115,8 @@ export class ProtocolReader {
   private frameRemaining = 0;
   private eof = false;
   private failure: Error | null = null;
+  /** A one-shot failure for the read that waits (interrupt()). */
+  private interruption: Error | null = null;
   private wake: (() => void) | null = null;
   private paused = false;
   /** Bytes consumed from the underlying stream (frame headers included), for stats. */
@@ -191,8 +193,22 @@ export class ProtocolReader {
     }
   }
 
+  /**
+   * Makes the read that is waiting for input (or the next one that must wait) fail with `err`,
+   * once: a task blocked on the peer can be stopped while the stream stays usable.
+   */
+  interrupt(err: Error): void {
+    this.interruption = err;
+    this.notify();
+  }
+
   private waitRaw(): Promise<void> {
     if (this.failure) throw this.failure;
+    if (this.interruption) {
+      const err = this.interruption;
+      this.interruption = null;
+      throw err;
+    }
     if (this.eof) throw new UnexpectedEofError();
     this.onStarve();
     return new Promise((resolve) => {

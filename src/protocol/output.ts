@@ -164,6 +164,11 @@ export class ProtocolWriter {
     this.toSink(out);
   }
 
+  /** The sink is backpressured: writable() and drain() wait for it. */
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
   /** Flushes when enough is pending, and waits while the sink is backpressured. */
   async writable(): Promise<void> {
     if (this.pending.length >= FLUSH_THRESHOLD) this.flush();

@@ -17,6 +17,7 @@ import { defaultGrant } from '../../src/policy/grant.js';
 import { ProtocolWriter } from '../../src/protocol/output.js';
 import { ProtocolReader } from '../../src/protocol/input.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
+import { Gateway } from '../../src/gateway/gateway.js';
 import { isDir, isRegular, isSymlink } from '../../src/protocol/flist/entry.js';
 import { SenderWalker } from '../../src/engine/sender/walk.js';
 import { resolveInRoot } from '../../src/engine/sender/resolve.js';
@@ -155,6 +156,7 @@ function harness(t: Tap, root: string, opts: Partial<ServerOptions>, inc = false
     opts: o,
     grant: defaultGrant(root),
     sandbox,
+    gateway: new Gateway(sandbox),
     reader: new ProtocolReader(new PassThrough()),
     writer,
     log: pino({ level: 'silent' }),

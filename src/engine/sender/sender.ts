@@ -286,7 +286,7 @@ class Sender {
         sendTransferError(this.ctx, `ERROR: Skipping sender remove for changed file: ${printable(e.name)}`);
         return;
       }
-      sandbox.unlink(rel);
+      this.ctx.gateway.unlink(rel, 'remove-source');
       if (this.opts.verbose > 1) sendInfo(this.ctx, `sender removed ${printable(e.name)}\n`);
     } catch (err) {
       sendTransferError(this.ctx, `rsync: [sender] sender failed to remove ${printable(e.name)}: ${errorText(err)}`);

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { runRsyncSession } from '../../../src/engine/session.js';
 import { defaultGrant, type Grant } from '../../../src/policy/grant.js';
+import type { ChangePolicy } from '../../../src/gateway/index.js';
 
 export const RSH_CLIENT_NODE = fileURLToPath(new URL('./rsh-client.mjs', import.meta.url));
 export const RSH_CLIENT_PERL = fileURLToPath(new URL('./rsh-client.pl', import.meta.url));
@@ -44,7 +45,12 @@ function frame(type: number, data: Buffer): Buffer {
   return Buffer.concat([h, data]);
 }
 
-function handle(sock: net.Socket, host: { sessions: number }): void {
+export interface EngineHostOptions {
+  /** Added to every session's destination gateway (a test's recorder of changes). */
+  changePolicies?: readonly ChangePolicy[];
+}
+
+function handle(sock: net.Socket, host: { sessions: number }, opts: EngineHostOptions): void {
   let head = Buffer.alloc(0);
   let input: PassThrough | null = null;
   const onData = (chunk: Buffer) => {
@@ -89,7 +95,7 @@ function handle(sock: net.Socket, host: { sessions: number }): void {
     const stderr = mk(2);
     let code = 255;
     try {
-      const result = await runRsyncSession({ input: inp, output, stderr }, { argv: words, grant, log });
+      const result = await runRsyncSession({ input: inp, output, stderr }, { argv: words, grant, log, changePolicies: opts.changePolicies });
       code = result.exitCode;
       log.info({ result }, 'session end');
     } catch (err) {
@@ -105,7 +111,7 @@ function handle(sock: net.Socket, host: { sessions: number }): void {
   };
 }
 
-export async function startEngineHost(): Promise<EngineHost> {
+export async function startEngineHost(opts: EngineHostOptions = {}): Promise<EngineHost> {
   const dir = await mkdtemp(join(tmpdir(), 'rrsyncd-it-host-'));
   const sockPath = join(dir, 'engine.sock');
   const state = { sessions: 0 };
@@ -113,7 +119,7 @@ export async function startEngineHost(): Promise<EngineHost> {
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     open.add(sock);
     sock.on('close', () => open.delete(sock));
-    handle(sock, state);
+    handle(sock, state, opts);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -7,11 +7,11 @@
  * grant's root; a relative one is relative to the destination directory (the reference's cwd),
  * except --partial-dir, which is relative to each file's own directory.
  */
-import type { Grant } from '../policy/grant.js';
-import { confinePath } from '../policy/paths.js';
-import { baseOf, dirOf, joinRel } from './relpath.js';
+import type { Grant } from '../../policy/grant.js';
+import { confinePath } from '../../policy/paths.js';
+import { baseOf, dirOf, joinRel } from '../relpath.js';
 
-/** fnamecmp_type values (protocol-notes §7.2): 0..0x7f index an alt-dest dir. */
+/** fnamecmp_type values (docs/protocol.md §7.2): 0..0x7f index an alt-dest dir. */
 export const FNAMECMP = {
   BASIS_DIR_HIGH: 0x7f,
   FNAME: 0x80,

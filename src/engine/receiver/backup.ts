@@ -1,0 +1,199 @@
+/**
+ * backup.c: -b / --backup-dir / --suffix. The current file is kept as its backup (a hard link
+ * when new data will replace it, a rename when it is deleted, a copy across filesystems) before
+ * anything replaces or removes it.
+ */
+import { SandboxError, type Attrs, type EntryStat } from '../../sandbox/sandbox.js';
+import { sendInfo, sendTransferError } from '../messages.js';
+import { baseOf, dirOf, joinRel, printable } from '../relpath.js';
+import { copyFd, discardTemp } from './file-io.js';
+import type { ReceiverState } from './state.js';
+
+/**
+ * make_backup()'s outcome: `dest` was renamed to its backup, linked or copied there (`dest`
+ * stays), there was nothing to back up, or it failed (then `dest` must not be replaced or removed).
+ */
+export type BackupResult = 'renamed' | 'kept' | 'nothing' | 'failed';
+
+export class Backups {
+  private readonly dirsMade = new Set<string>();
+
+  constructor(private readonly s: ReceiverState) {}
+
+  /** Backups are off while redoing a file whose failed data already replaced it (--partial). */
+  active(redo: boolean): boolean {
+    return this.s.opts.backup && !(redo && this.s.keepPartial && !this.s.places.partialDir);
+  }
+
+  /** Whether a name is itself a backup (`name~` beside its file: never backed up again). */
+  isBackupName(rel: string): boolean {
+    return this.s.places.backupDirRel === undefined && rel.endsWith(this.s.backupSuffix);
+  }
+
+  /**
+   * backup.c make_backup(): keeps the current `dest` as its backup, by a hard link (the new data
+   * then replaces `dest`) or, with preferRename (deletions), a rename. A backup dir on another
+   * filesystem gets a copy (robust_move()), and `dest` is removed when a rename was asked for.
+   */
+  make(dest: string, preferRename: boolean): BackupResult {
+    const st = this.s.lstatQuiet(dest);
+    if (!st || st.type === 'dir') return 'nothing';
+    const backup = this.nameFor(dest);
+    try {
+      this.ensureDirs(backup);
+      let ret: BackupResult;
+      try {
+        ret = this.attempt(dest, backup, st, preferRename);
+      } catch (err) {
+        if (!(err instanceof SandboxError) || !['EEXIST', 'EISDIR', 'ENOTEMPTY', 'ENOTDIR'].includes(err.code)) throw err;
+        this.s.fs.removeTree(backup, 'backup');
+        ret = this.attempt(dest, backup, st, preferRename);
+      }
+      this.reportBackedUp(dest);
+      return ret;
+    } catch (err) {
+      if (!(err instanceof SandboxError)) throw err;
+      sendTransferError(this.s.ctx, `rsync: [generator] make_backup "${printable(this.s.relToBase(dest))}": ${err.message}`);
+      return 'failed';
+    }
+  }
+
+  /** --inplace --backup: the old data is copied to the backup first (it is then the basis, 0x82). */
+  copyToBackup(dest: string): string | null {
+    const backup = this.nameFor(dest);
+    try {
+      this.ensureDirs(backup);
+      this.copyFileTo(dest, backup);
+      this.reportBackedUp(dest);
+      return backup;
+    } catch (err) {
+      if (!(err instanceof SandboxError)) throw err;
+      sendTransferError(this.s.ctx, `rsync: [generator] keep_backup failed: "${printable(this.s.relToBase(dest))}": ${err.message}`);
+      return null;
+    }
+  }
+
+  private attempt(dest: string, backup: string, st: EntryStat, preferRename: boolean): BackupResult {
+    const fs = this.s.fs;
+    if (!preferRename) {
+      try {
+        fs.link(dest, backup, 'backup');
+        return 'kept';
+      } catch (err) {
+        if (!(err instanceof SandboxError) || err.code === 'EEXIST' || err.code === 'EISDIR') throw err;
+      }
+    }
+    try {
+      fs.rename(dest, backup, 'backup');
+      return 'renamed';
+    } catch (err) {
+      if (!(err instanceof SandboxError) || err.code !== 'EXDEV') throw err;
+    }
+    this.copyAcross(dest, backup, st);
+    if (!preferRename) return 'kept';
+    fs.unlink(dest, 'backup');
+    return 'renamed';
+  }
+
+  /** backup.c get_backup_name(): `<name><suffix>` beside the file, or under --backup-dir. */
+  private nameFor(dest: string): string {
+    const dir = this.s.places.backupDirRel;
+    if (dir === undefined) return `${dest}${this.s.backupSuffix}`;
+    return joinRel(dir, `${this.s.relToBase(dest)}${this.s.backupSuffix}`);
+  }
+
+  private reportBackedUp(dest: string): void {
+    if (this.s.infoName >= 2) sendInfo(this.s.ctx, `backed up ${this.s.relToBase(dest)} to ${this.shownName(dest)}\n`);
+  }
+
+  /** The backup's name as the reference prints it (relative to the destination). */
+  private shownName(dest: string): string {
+    const rel = `${this.s.relToBase(dest)}${this.s.backupSuffix}`;
+    if (this.s.opts.backupDir === undefined || this.s.places.backupDirRel === undefined) return rel;
+    const dir = this.s.opts.backupDir.replace(/^(\.\/)+/, '');
+    return `${dir.endsWith('/') ? dir : `${dir}/`}${rel}`;
+  }
+
+  /**
+   * backup.c copy_valid_path(): the backup dir and each missing directory below it, created one
+   * component at a time and given the attributes of the matching destination directory.
+   */
+  private ensureDirs(backupPath: string): void {
+    const top = this.s.places.backupDirRel;
+    if (top === undefined) return;
+    const fs = this.s.fs;
+    if (!this.dirsMade.has(top)) {
+      if (top !== '') fs.mkdirp(top, 0o777, 'backup');
+      this.dirsMade.add(top);
+    }
+    const relDir = dirOf(backupPath.slice(top === '' ? 0 : top.length + 1));
+    if (relDir === '') return;
+    const parts = relDir.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const sub = parts.slice(0, i).join('/');
+      const bdir = joinRel(top, sub);
+      if (this.dirsMade.has(bdir)) continue;
+      const st = this.s.lstatQuiet(bdir);
+      if (st && st.type !== 'dir') fs.removeTree(bdir, 'backup');
+      if (!st || st.type !== 'dir') {
+        fs.mkdir(bdir, 0o777, 'backup');
+        this.copyDirAttrs(joinRel(this.s.places.baseDir, sub), bdir);
+      }
+      this.dirsMade.add(bdir);
+    }
+  }
+
+  private copyDirAttrs(from: string, to: string): void {
+    const src = this.s.lstatQuiet(from);
+    if (!src || src.type !== 'dir') return;
+    const attrs: Attrs = { mode: src.mode & 0o7777 };
+    if (this.s.opts.times) attrs.mtime = { sec: src.mtimeSec, nsec: src.mtimeNsec };
+    if (this.s.isRoot && (this.s.opts.owner || this.s.opts.group)) {
+      attrs.uid = src.uid;
+      attrs.gid = src.gid;
+    }
+    this.s.fs.setAttrs(to, attrs, {}, 'backup');
+  }
+
+  /**
+   * util1.c robust_move() across filesystems: a regular file's data and attributes are copied to
+   * `backup` through a temp file there; a symlink is made again; other types cannot be kept.
+   */
+  private copyAcross(dest: string, backup: string, st: EntryStat): void {
+    if (st.type === 'symlink') {
+      this.s.fs.symlink(this.s.sandbox.readlink(dest), backup, 'backup');
+      this.s.fs.setAttrs(backup, { mtime: { sec: st.mtimeSec, nsec: st.mtimeNsec } }, { isSymlink: true }, 'backup');
+      return;
+    }
+    if (st.type !== 'file') throw new SandboxError('EXDEV', dest, `rename "${printable(dest)}" -> "${printable(backup)}" failed: EXDEV`);
+    this.copyFileTo(dest, backup);
+  }
+
+  /** Copies regular file `src` with its mode, mtime (and, as root, owner) to `to`, replacing it atomically. */
+  private copyFileTo(src: string, to: string): void {
+    const { sandbox, fs } = this.s;
+    let inFd = -1;
+    let tmp: { fd: number; rel: string } | null = null;
+    try {
+      const opened = sandbox.openRead(src);
+      inFd = opened.fd;
+      tmp = fs.createTemp(dirOf(to), baseOf(to), 0o600, { dest: to, purpose: 'backup' });
+      copyFd(sandbox, fs, inFd, tmp.fd, opened.stat.size);
+      const attrs: Attrs = { mode: opened.stat.mode & 0o7777, mtime: { sec: opened.stat.mtimeSec, nsec: opened.stat.mtimeNsec } };
+      if (this.s.isRoot) {
+        attrs.uid = opened.stat.uid;
+        attrs.gid = opened.stat.gid;
+      }
+      fs.fsetAttrs(tmp.fd, attrs);
+      fs.close(tmp.fd);
+      tmp.fd = -1;
+      const st = this.s.lstatQuiet(to);
+      if (st && st.type === 'dir') fs.removeTree(to, 'backup');
+      fs.rename(tmp.rel, to, 'backup');
+      tmp = null;
+    } finally {
+      if (inFd >= 0) sandbox.close(inFd);
+      if (tmp) discardTemp(fs, tmp);
+    }
+  }
+}

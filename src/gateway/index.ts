@@ -1,0 +1,38 @@
+/**
+ * The destination gateway of one session, with the policies every session gets: the grant's
+ * quota (receiving sessions) and restrictions, an audit record of each change at debug level,
+ * and whatever the caller adds (a test's recorder; later revisions' staging rules).
+ */
+import type { Logger } from 'pino';
+import type { Grant } from '../policy/grant.js';
+import type { Sandbox } from '../sandbox/sandbox.js';
+import type { ChangePolicy } from './change.js';
+import { Gateway } from './gateway.js';
+import { grantRules } from './grant-rules.js';
+import { Quota } from './quota.js';
+
+export interface GatewayOptions {
+  /** Measure and enforce the grant's quota (walks the root: receiving sessions only). */
+  quota: boolean;
+  /** Policies applied after the built-in ones. */
+  extra?: readonly ChangePolicy[];
+}
+
+export function openGateway(sandbox: Sandbox, grant: Grant, log: Logger, opts: GatewayOptions): Gateway {
+  const policies: ChangePolicy[] = [];
+  const rules = grantRules(grant, sandbox);
+  if (rules) policies.push(rules);
+  const quota = opts.quota ? Quota.forRoot(grant.limits, sandbox) : null;
+  if (quota) policies.push(quota);
+  if (log.isLevelEnabled('debug')) policies.push(auditLog(log));
+  policies.push(...(opts.extra ?? []));
+  return new Gateway(sandbox, policies);
+}
+
+/** "record this change": one debug record per change made. */
+function auditLog(log: Logger): ChangePolicy {
+  return { after: (c) => log.debug({ change: c }, 'destination change') };
+}
+
+export { Gateway } from './gateway.js';
+export type { Change, ChangePolicy } from './change.js';
