@@ -10,20 +10,9 @@ import type { ServerOptions } from '../policy/server-options.js';
 import type { Grant } from '../policy/grant.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { Gateway } from '../gateway/gateway.js';
-import type { FlistOptions } from '../protocol/flist.js';
+import type { FlistOptions } from '../protocol/flist/entry.js';
 import { digestLength } from '../protocol/checksum.js';
-
-export const CF = {
-  INC_RECURSE: 0x001,
-  SYMLINK_TIMES: 0x002,
-  SYMLINK_ICONV: 0x004,
-  SAFE_FLIST: 0x008,
-  AVOID_XATTR_OPTIM: 0x010,
-  CHKSUM_SEED_FIX: 0x020,
-  INPLACE_PARTIAL_DIR: 0x040,
-  VARINT_FLIST_FLAGS: 0x080,
-  ID0_NAMES: 0x100,
-} as const;
+import { CF } from '../protocol/compat.js';
 
 export interface SessionContext {
   protocol: number;
@@ -52,8 +41,6 @@ export interface SessionContext {
   /** What the role did, for the exec summary record and the metrics. */
   stats?: { files?: number; deletions?: number; literalBytes?: number; matchedBytes?: number };
 }
-
-export const IOERR = { GENERAL: 1, VANISHED: 2, DEL_LIMIT: 4 } as const;
 
 export function incRecurse(ctx: SessionContext): boolean {
   return (ctx.compatFlags & CF.INC_RECURSE) !== 0;

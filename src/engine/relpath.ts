@@ -16,5 +16,3 @@ export function baseOf(rel: string): string {
   return i < 0 ? rel : rel.slice(i + 1);
 }
 
-/** TRANSITIONAL, delete at merge: receiver.ts still takes `printable` from here; its home is src/printable.ts. */
-export { printable } from '../printable.js';

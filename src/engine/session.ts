@@ -24,11 +24,12 @@ import {
   negotiate,
   readProtectedArgs,
 } from './handshake.js';
-import { CF, type SessionContext } from './context.js';
+import type { SessionContext } from './context.js';
+import { CF } from '../protocol/compat.js';
 import { PeerExitSignal as PeerExit } from './peer-exit.js';
 import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
 import { openGateway, type ChangePolicy } from '../gateway/index.js';
-import { allowIncRecurseForSender, runSender } from './sender.js';
+import { allowIncRecurseForSender, runSender } from './sender/sender.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */

@@ -8,7 +8,8 @@
  * are tracked from the call that opens them to close(), so a policy sees their growth ('write')
  * and the name they finally get ('create' / 'rename').
  */
-import { SandboxError, type Attrs, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
+import { SandboxError, type EntryStat, type Sandbox } from '../sandbox/sandbox.js';
+import { type Attrs } from '../sandbox/attrs.js';
 import type { Change, ChangePolicy, ChangePurpose } from './change.js';
 
 interface WriteHandle {

@@ -49,8 +49,6 @@ import {
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
 export type { Timestamp } from './times.js';
-// TRANSITIONAL, delete at merge: receiver.ts takes Attrs from here; its home is ./attrs.ts.
-export type { Attrs } from './attrs.js';
 export {
   isUnsafeSymlink,
   mungeSymlink,

@@ -2,10 +2,11 @@
  * generator.c itemize() and rsync.c set_file_attrs() / dest_mode(): what differs between a list
  * entry and what is on disk, the itemize record that tells the client, and the attributes set.
  */
-import { isDir, isRegular, isSymlink, type FileEntry } from '../../protocol/flist.js';
-import { SandboxError, type Attrs, type EntryStat } from '../../sandbox/sandbox.js';
+import { isDir, isRegular, isSymlink, type FileEntry } from '../../protocol/flist/entry.js';
+import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
+import { type Attrs } from '../../sandbox/attrs.js';
 import { localIds } from '../../sandbox/idmap.js';
-import { ITEM, isSignificant } from '../itemize.js';
+import { ITEM, isSignificant } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
 import type { ReceiverState } from './state.js';
 

@@ -3,9 +3,11 @@
  * when new data will replace it, a rename when it is deleted, a copy across filesystems) before
  * anything replaces or removes it.
  */
-import { SandboxError, type Attrs, type EntryStat } from '../../sandbox/sandbox.js';
+import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
+import { type Attrs } from '../../sandbox/attrs.js';
 import { sendInfo, sendTransferError } from '../messages.js';
-import { baseOf, dirOf, joinRel, printable } from '../relpath.js';
+import { baseOf, dirOf, joinRel } from '../relpath.js';
+import { printable } from '../../printable.js';
 import { copyFd, discardTemp } from './file-io.js';
 import type { ReceiverState } from './state.js';
 

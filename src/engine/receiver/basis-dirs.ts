@@ -11,15 +11,6 @@ import type { Grant } from '../../policy/grant.js';
 import { confinePath } from '../../policy/paths.js';
 import { baseOf, dirOf, joinRel } from '../relpath.js';
 
-/** fnamecmp_type values (docs/protocol.md §7.2): 0..0x7f index an alt-dest dir. */
-export const FNAMECMP = {
-  BASIS_DIR_HIGH: 0x7f,
-  FNAME: 0x80,
-  PARTIAL_DIR: 0x81,
-  BACKUP: 0x82,
-  FUZZY: 0x83,
-} as const;
-
 /** The reference's MAX_BASIS_DIRS. */
 export const MAX_BASIS_DIRS = 20;
 

@@ -4,13 +4,15 @@
  * --copy-dest, --link-dest), a fuzzy match (-y), or nothing.
  */
 import { createFileListHasher } from '../../protocol/checksum.js';
-import { isDevice, isDir, isSymlink, type FileEntry } from '../../protocol/flist.js';
+import { isDevice, isDir, isSymlink, type FileEntry } from '../../protocol/flist/entry.js';
 import { mungeSymlink, SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
-import { ITEM } from '../itemize.js';
+import { ITEM } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
-import { baseOf, dirOf, joinRel, printable } from '../relpath.js';
+import { baseOf, dirOf, joinRel } from '../relpath.js';
+import { printable } from '../../printable.js';
 import { ITEM_MATCHED, type Attributes } from './attrs.js';
-import { compareNames, findFuzzy, FNAMECMP, type FuzzyEntry } from './basis-dirs.js';
+import { compareNames, findFuzzy, type FuzzyEntry } from './basis-dirs.js';
+import { FNAMECMP } from '../../protocol/itemize.js';
 import { copyFd, discardTemp, READ_CHUNK, readChunks } from './file-io.js';
 import { describe, makedev, modeType, type ReceiverState } from './state.js';
 import type { TempFiles } from './tempfiles.js';

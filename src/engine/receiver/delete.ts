@@ -3,7 +3,8 @@
  * client's protect rules, and delete_item(DEL_MAKE_ROOM) that clears a name for an item of
  * another type. Deleted entries are told to the client (MSG_DELETED, or a log line before 29).
  */
-import { isDir, XMIT, type FileEntry } from '../../protocol/flist.js';
+import { isDir, type FileEntry } from '../../protocol/flist/entry.js';
+import { XMIT } from '../../protocol/flist/xmit.js';
 import { MsgTag } from '../../protocol/mux.js';
 import { NDX_DEL_STATS } from '../../protocol/ndx.js';
 import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';

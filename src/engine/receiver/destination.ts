@@ -5,10 +5,11 @@
  */
 import { confinePath } from '../../policy/paths.js';
 import { ExitCode, RsyncError } from '../../protocol/errors.js';
-import { isDir } from '../../protocol/flist.js';
+import { isDir } from '../../protocol/flist/entry.js';
 import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
 import { sendInfo, sendWarning } from '../messages.js';
-import { dirOf, printable } from '../relpath.js';
+import { dirOf } from '../relpath.js';
+import { printable } from '../../printable.js';
 import { altDestOption, auxDir, MAX_BASIS_DIRS, PartialDir, type AltDestType } from './basis-dirs.js';
 import type { FileList } from './state.js';
 import { describe, type ReceiverState } from './state.js';

@@ -5,13 +5,16 @@
  */
 import { ProtocolError } from '../../protocol/errors.js';
 import { readFilterList, type FilterRule } from '../../protocol/filter.js';
-import { FlistReader, isDir, isSymlink, sortFileList, type FileEntry } from '../../protocol/flist.js';
+import { FlistReader } from '../../protocol/flist/flist-reader.js';
+import { isDir, isSymlink, type FileEntry } from '../../protocol/flist/entry.js';
+import { sortFileList } from '../../protocol/flist/flist-sort.js';
 import { NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../../protocol/ndx.js';
 import { FilterSet } from '../filter-match.js';
 import { readSmallFile } from '../../sandbox/small-file.js';
 import { MAX_MERGE_FILE_BYTES } from '../filter-match.js';
 import { flistOptionsFor } from '../context.js';
-import { dirOf, joinRel, printable } from '../relpath.js';
+import { dirOf, joinRel } from '../relpath.js';
+import { printable } from '../../printable.js';
 import type { DirFilters } from './delete.js';
 import type { FileList, ReceiverState } from './state.js';
 

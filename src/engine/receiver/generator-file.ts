@@ -4,18 +4,18 @@
  * the request that names the file to the sender; and the redo of a file that failed verification.
  */
 import { digestLength } from '../../protocol/checksum.js';
-import type { FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist/entry.js';
 import { chooseSumHead, writeBlockSums, writeSumHead, type BlockSums, type SumHead } from '../../protocol/sumhead.js';
 import type { EntryStat } from '../../sandbox/sandbox.js';
 import { BlockSumsBuilder } from '../delta.js';
-import { ITEM } from '../itemize.js';
+import { ITEM } from '../../protocol/itemize.js';
 import { sendInfo, sendTransferError } from '../messages.js';
 import { yieldToLoop } from '../notifier.js';
-import { printable } from '../relpath.js';
+import { printable } from '../../printable.js';
 import type { Attributes } from './attrs.js';
 import type { Backups } from './backup.js';
 import type { BasisFinder } from './basis.js';
-import { FNAMECMP } from './basis-dirs.js';
+import { FNAMECMP } from '../../protocol/itemize.js';
 import type { Deleter } from './delete.js';
 import type { HardLinks } from './hardlinks.js';
 import type { FileList, ReceiverState } from './state.js';

@@ -4,14 +4,16 @@
  * finishes the lists (hard links, redo requests, NDX_DONE) and runs the phases with the sender:
  * deletions at their time, --delay-updates, directory attributes last.
  */
-import { isDevice, isDir, isRegular, isSpecial, isSymlink, XMIT, type FileEntry } from '../../protocol/flist.js';
+import { isDevice, isDir, isRegular, isSpecial, isSymlink, type FileEntry } from '../../protocol/flist/entry.js';
+import { XMIT } from '../../protocol/flist/xmit.js';
 import { NDX_DONE } from '../../protocol/ndx.js';
 import { isUnsafeSymlink, SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
-import { IOERR } from '../context.js';
-import { ITEM } from '../itemize.js';
+import { IOERR } from '../../protocol/errors.js';
+import { ITEM } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
 import { yieldToLoop } from '../notifier.js';
-import { baseOf, dirOf, printable } from '../relpath.js';
+import { baseOf, dirOf } from '../relpath.js';
+import { printable } from '../../printable.js';
 import type { Attributes } from './attrs.js';
 import type { Backups } from './backup.js';
 import type { BasisFinder } from './basis.js';

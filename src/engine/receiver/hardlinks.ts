@@ -3,9 +3,9 @@
  * group's last regular file in its list, as the reference picks it); the others are linked to it
  * once its data is in place.
  */
-import { isRegular, type FileEntry } from '../../protocol/flist.js';
+import { isRegular, type FileEntry } from '../../protocol/flist/entry.js';
 import { SandboxError } from '../../sandbox/sandbox.js';
-import { ITEM } from '../itemize.js';
+import { ITEM } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
 import type { Attributes } from './attrs.js';
 import type { Backups } from './backup.js';

@@ -5,7 +5,7 @@
  */
 import type { ServerOptions } from '../../policy/server-options.js';
 import type { ChmodFn } from '../../policy/chmod.js';
-import type { FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist/entry.js';
 import { MsgTag } from '../../protocol/mux.js';
 import { SandboxError, type EntryStat, type Sandbox } from '../../sandbox/sandbox.js';
 import type { Gateway } from '../../gateway/gateway.js';
@@ -13,7 +13,8 @@ import type { FilterSet } from '../filter-match.js';
 import type { SessionContext } from '../context.js';
 import { sendTransferError } from '../messages.js';
 import { Notifier } from '../notifier.js';
-import { baseOf, joinRel, printable } from '../relpath.js';
+import { baseOf, joinRel } from '../relpath.js';
+import { printable } from '../../printable.js';
 import type { AltDestType, PartialDir } from './basis-dirs.js';
 
 /** One received file list: the whole list, or (incremental recursion) one directory's children. */

@@ -2,10 +2,11 @@
  * Where data is written before it takes its final name (receiver.c open_tmpfile(), O_TMPFILE),
  * the --partial-dir (util1.c handle_partial_dir()) and --delay-updates (handle_delayed_updates()).
  */
-import type { FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist/entry.js';
 import { SandboxError } from '../../sandbox/sandbox.js';
 import { sendTransferError } from '../messages.js';
-import { baseOf, dirOf, joinRel, printable } from '../relpath.js';
+import { baseOf, dirOf, joinRel } from '../relpath.js';
+import { printable } from '../../printable.js';
 import { PROCESS_UMASK } from './attrs.js';
 import type { Backups } from './backup.js';
 import { unlinkQuiet } from './file-io.js';
