@@ -11,7 +11,8 @@
  * PIPE: `-e test/pipe/rsh.sh` runs rrsyncd's engine (RRSYNCD_TEST_ROOT from the environment).
  */
 import type { Test } from 'tap';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdtemp, mkdir, open, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../helpers/server.js';
@@ -49,6 +50,26 @@ export async function relayCase(t: Test): Promise<RelayCase> {
   const c = { dir, src: join(dir, 'src'), dst: join(dir, 'dst'), ref: join(dir, 'ref') };
   await mkdir(c.src);
   return c;
+}
+
+/**
+ * Delta setup: writes `size` random bytes to `from/name`, copies the file to `to/name` (the old
+ * copy, dated 2001: rsync's quick check compares whole seconds), then overwrites 1 % of
+ * `from/name` in `changes` spots spread over the file.
+ */
+export async function onePercentChanged(from: string, to: string, name: string, size: number, changes: number): Promise<void> {
+  const file = join(from, name);
+  for (const d of [from, to]) await mkdir(d, { recursive: true });
+  await writeFile(file, randomBytes(size));
+  await copyFile(file, join(to, name));
+  const change = Math.ceil(size / 100 / changes);
+  const fh = await open(file, 'r+');
+  try {
+    for (let i = 0; i < changes; i++) await fh.write(randomBytes(change), 0, change, Math.floor((i * size) / changes) + 12345);
+  } finally {
+    await fh.close();
+  }
+  await utimes(join(to, name), new Date(1e12), new Date(1e12));
 }
 
 /** The "Bytes read from the source: N" figure of a --stats run. */
