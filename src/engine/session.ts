@@ -16,6 +16,8 @@ import { applyGrant } from '../policy/restrict.js';
 import type { ServerOptions } from '../policy/server-options.js';
 import { Sandbox } from '../sandbox/sandbox.js';
 import { lockRoot, type RootLock } from '../sandbox/lock.js';
+import { rootUnavailableError } from '../policy/root-errors.js';
+import { escapeControlBytes } from '../protocol/message-text.js';
 import {
   checksumSpecs,
   chooseSeed,
@@ -71,7 +73,16 @@ function initEngine(): Promise<void> {
 }
 
 function writeStderr(io: SessionIO, text: string): void {
-  io.stderr.write(Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'latin1'));
+  io.stderr.write(escapeControlBytes(Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'latin1')));
+}
+
+/** The grant's root, or rsync's "root not available" for the client (the path only in the log). */
+function openRoot(root: string, sender: boolean, log: Logger): Sandbox {
+  try {
+    return Sandbox.open(root);
+  } catch (err) {
+    throw rootUnavailableError(err, root, sender, log);
+  }
 }
 
 function parseOptions(argv: string[], grant: Grant): ServerOptions {
@@ -97,7 +108,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     try {
       lock = lockRoot(req.grant.root);
     } catch (err) {
-      return refuseBeforeStart(io, log, new RsyncError(`rrsyncd error: cannot open ${req.grant.root}: ${String(err)}`, ExitCode.FILESELECT));
+      return refuseBeforeStart(io, log, rootUnavailableError(err, req.grant.root, opts.sender, log));
     }
     if (!lock) {
       return refuseBeforeStart(
@@ -122,7 +133,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       opts = applyGrant(parseProtectedArgs(opts, streamArgs), req.grant);
       log.info({ protectedArgs: streamArgs.map((a) => Buffer.from(a, 'latin1').toString('utf8')) }, 'secluded args');
     }
-    sandbox = Sandbox.open(req.grant.root);
+    sandbox = openRoot(req.grant.root, opts.sender, log);
     const protocol = await exchangeVersions(reader, writer);
     reader.protocol = writer.protocol = protocol;
     const allowInc = opts.sender ? allowIncRecurseForSender(opts) : allowIncRecurseForReceiver(opts);

@@ -4,21 +4,17 @@
  * with rsync's exit code for a failed change_dir (3), but never the server's absolute path; the
  * path and the original error go to the server's log.
  */
-import { constants as osConstants } from 'node:os';
-import { getSystemErrorMap } from 'node:util';
 import { ExitCode, RsyncError } from '../protocol/errors.js';
+import { errnoText } from '../sandbox/errors.js';
 
 interface WarnLog {
   warn(obj: object, msg: string): void;
 }
 
-/** "No such file or directory (2)" as rsync prints errno, from an error's code. */
+/** "No such file or directory (2)" as rsync prints errno; "unavailable" for an error without a code. */
 export function describeErrno(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
-  const errno = typeof code === 'string' ? (osConstants.errno as Record<string, number>)[code] : undefined;
-  if (errno === undefined) return 'unavailable';
-  const text = getSystemErrorMap().get(-errno)?.[1] ?? code;
-  return `${String(text).charAt(0).toUpperCase()}${String(text).slice(1)} (${errno})`;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? errnoText(code) : 'unavailable';
 }
 
 /**

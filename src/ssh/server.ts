@@ -26,7 +26,7 @@ import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
 import type { ServerHooks } from '../ops/hooks.js';
 import { keyStillGranted } from '../ops/key-changes.js';
 import { roleOfArgv } from '../ops/sessions.js';
-import { prepareGrantRoot } from '../sandbox/root-dir.js';
+import { createTenantRoot } from '../sandbox/root-dir.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -554,11 +554,10 @@ export class RrsyncServer {
   }
 
   private async runEngine(conn: ConnState, channel: ServerChannel, argv: string[], entry: KeyEntry, signal: AbortSignal): Promise<SessionResult> {
-    const rootProblem = prepareGrantRoot(entry.grant!, entry.tenant !== undefined);
-    if (rootProblem) {
-      conn.log.error({ root: entry.grant!.root, problem: rootProblem }, 'root not usable');
-      await writeAll(channel.stderr, 'rrsyncd error: the directory this key is confined to is not available (see the server log)\n', channel);
-      return { exitCode: 3, role: 'none', bytesIn: 0, bytesOut: 0 };
+    // A tenant root is made on first use; any root still unusable is refused by the session.
+    if (entry.tenant !== undefined) {
+      const problem = createTenantRoot(entry.grant!.root);
+      if (problem) conn.log.error({ root: entry.grant!.root, problem }, 'tenant root could not be created');
     }
     try {
       // loaded lazily so that the front door keeps working (and refusing) even if the engine cannot load

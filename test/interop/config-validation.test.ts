@@ -71,7 +71,6 @@ t.test('-M--fake-super is refused like -X, push and pull', async (t) => {
 
 t.test(
   'a missing root shows the client no server path',
-  { skip: 'needs the one-line change in src/engine/session.ts that calls policy/root-errors.ts (see the report of branch front)' },
   async (t) => {
     for (const opts of ['command="rrsync missing"', 'command="rrsync -no-lock missing"']) {
       const srv = await startServer({ authorizedKeysOptions: opts });

@@ -54,10 +54,10 @@ t.test('a missing tenant root is created 0700; a missing rrsync dir is refused w
 
   const refused = await srv.rsync(['f.txt', srv.remote('')], { cwd: d });
   t.not(refused.code, 0);
-  t.match(refused.stderr, /the directory this key is confined to is not available/);
+  t.match(refused.stderr, 'rsync: [Receiver] root not available: No such file or directory (2)');
   t.notMatch(refused.stderr, d, 'the server path is not shown');
   t.notOk(existsSync(join(d, 'nowhere')), 'a non-tenant root is not created');
-  await srv.waitForLog((l) => l.msg === 'root not usable' && l.problem === 'ENOENT');
+  await srv.waitForLog((l) => l.msg === 'root not available' && l.root === join(d, 'nowhere/deep'));
 });
 
 t.test('SIGHUP applies log.destination and log.level and reopens a rotated file', async (t) => {

@@ -5,7 +5,7 @@
  * what it holds, and only then does the role end (and the session close its sandbox).
  */
 import type { ServerOptions } from '../../policy/server-options.js';
-import { parseChmod } from '../../policy/chmod.js';
+import { incomingModeFn } from '../../policy/modes.js';
 import { ExitCode, ProtocolError, RsyncError } from '../../protocol/errors.js';
 import { MsgTag } from '../../protocol/mux.js';
 import { createTokenDecoder } from '../../protocol/token.js';
@@ -61,7 +61,7 @@ function receiverState(ctx: SessionContext): ReceiverState {
     inc: incRecurse(ctx),
     keepPartial: !opts.inplace && (o.partial || partialUsable),
     backupSuffix: o.suffix ?? (o.backupDir !== undefined ? '' : '~'),
-    incomingChmod: ctx.grant.limits.incomingChmod ? parseChmod(ctx.grant.limits.incomingChmod) : null,
+    incomingChmod: incomingModeFn(ctx.grant.limits),
   });
 }
 
