@@ -26,6 +26,8 @@ export interface FuzzOptions {
   /** Include only scripts whose URL this accepts in the coverage. */
   include: (url: string) => boolean;
   log: (line: string) => void;
+  /** Stop after this many distinct crashes (default: never). */
+  stopOnCrashes?: number;
 }
 
 export interface FuzzStats {
@@ -33,6 +35,8 @@ export interface FuzzStats {
   execs: number;
   runsTotal: number;
   seconds: number;
+  /** CPU time (user + system) of the fuzzing process: what the run costs on an idle machine. */
+  cpuSeconds: number;
   corpus: number;
   corpusBytes: number;
   features: number;
@@ -44,6 +48,11 @@ export interface FuzzStats {
 interface Entry {
   data: Buffer;
   features: number[];
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 export function inputName(data: Buffer): string {
@@ -211,7 +220,8 @@ export class Fuzzer {
     let lastLog = performance.now();
     let batches = 0;
     Error.stackTraceLimit = 0;
-    while (this.execs < this.o.runs && performance.now() < deadline) {
+    const enough = (): boolean => this.crashSigs.size >= (this.o.stopOnCrashes ?? Infinity);
+    while (this.execs < this.o.runs && performance.now() < deadline && !enough()) {
       const n = Math.min(this.o.batch, this.o.runs - this.execs);
       const batch: Buffer[] = [];
       for (let i = 0; i < n; i++) batch.push(mutate(this.rng, this.pick(), this.target.maxLen, ctx));
@@ -287,7 +297,7 @@ export class Fuzzer {
 
   private progressLine(started: number): string {
     const s = (performance.now() - started) / 1000;
-    return `${this.target.name}: #${this.execs} ${Math.round(this.execs / s)} exec/s cov ${this.seenBlocks.size} ft ${this.seenFeatures.size} corp ${this.corpus.length} crashes ${this.crashSigs.size} ${s.toFixed(0)}s`;
+    return `${this.target.name}: #${this.execs} ${Math.round(this.execs / s)} exec/s (${Math.round(this.execs / cpuSeconds())} per cpu-s) cov ${this.seenBlocks.size} ft ${this.seenFeatures.size} corp ${this.corpus.length} crashes ${this.crashSigs.size} ${s.toFixed(0)}s`;
   }
 
   private stats(started: number): FuzzStats {
@@ -296,6 +306,7 @@ export class Fuzzer {
       execs: this.execs,
       runsTotal: this.runsTotal,
       seconds: (performance.now() - started) / 1000,
+      cpuSeconds: cpuSeconds(),
       corpus: this.corpus.length,
       corpusBytes: this.corpus.reduce((n, e) => n + e.data.length, 0),
       features: this.seenFeatures.size,
