@@ -4,7 +4,8 @@
  * the seed would take ~10^11 tries), each crash is saved once with its stack, clean rejections
  * are not crashes, the allocation guard turns a huge allocation into a crash, the corpus is kept.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -52,4 +53,24 @@ t.test('finds crashes behind nested byte checks, saves it once with its stack', 
   const inputs = files.filter((f) => !f.endsWith('.txt')).map((f) => [...readFileSync(join(dir, 'crashes', f)).subarray(0, 3)].join(','));
   t.same(inputs.sort(), ['255,1,254', '255,127,128'], 'the crash files hold the inputs');
   t.ok(readdirSync(join(dir, 'corpus')).length >= 3, 'the corpus kept the steps towards the magic');
+});
+
+t.test('a hang is killed by the watchdog and its input saved', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fuzz-hang-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const engine = new URL('../../fuzz/engine.ts', import.meta.url).href;
+  const script = join(dir, 'hang.mts');
+  writeFileSync(
+    script,
+    `import { Fuzzer } from '${engine}';
+const target = { name: 'hang', maxLen: 8, seeds: () => [Buffer.from('ab')], run: (d: Buffer) => { if (d[0] === 0x68) for (;;); } };
+await new Fuzzer(target, { runs: 1e9, maxTimeSec: 60, seed: 1, timeoutSec: 1, batch: 16, corpusDir: '${dir}/c', crashDir: '${dir}/x', include: () => false, log: () => {} }).run();
+`,
+  );
+  const res = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 90_000, cwd: new URL('../../', import.meta.url).pathname });
+  t.equal(res.signal, 'SIGKILL', 'the process was killed');
+  t.match(res.stderr, /fuzz: timeout: input saved as/);
+  const saved = readdirSync(join(dir, 'x')).filter((f) => f.startsWith('timeout-') && !f.endsWith('.txt'));
+  t.equal(saved.length, 1, 'one timeout file');
+  t.equal(readFileSync(join(dir, 'x', saved[0]))[0], 0x68, 'it holds the input that hung');
 });
