@@ -180,8 +180,9 @@ export class Fuzzer {
   /** Runs `data` alone and adds it to the corpus when it reaches a feature not seen before. */
   private async consider(data: Buffer, save: boolean): Promise<boolean> {
     this.cov.reset();
-    await this.exec(data);
+    const crashed = await this.exec(data);
     const feats = this.cov.features();
+    if (crashed) return false; // kept in the crash directory, not in the corpus
     let fresh = false;
     for (const f of feats) {
       if (!this.seenFeatures.has(f)) {
@@ -219,22 +220,27 @@ export class Fuzzer {
     const deadline = started + this.o.maxTimeSec * 1000;
     let lastLog = performance.now();
     let batches = 0;
+    const stackLimit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     const enough = (): boolean => this.crashSigs.size >= (this.o.stopOnCrashes ?? Infinity);
-    while (this.execs < this.o.runs && performance.now() < deadline && !enough()) {
-      const n = Math.min(this.o.batch, this.o.runs - this.execs);
-      const batch: Buffer[] = [];
-      for (let i = 0; i < n; i++) batch.push(mutate(this.rng, this.pick(), this.target.maxLen, ctx));
-      this.cov.reset();
-      for (const m of batch) await this.exec(m);
-      this.execs += n;
-      if (this.hasNewBlock()) await this.bisect(batch);
-      // Now and then single inputs are measured alone, so hit-count buckets can grow too.
-      else if (++batches % 16 === 0) await this.consider(batch[this.rng.below(batch.length)], true);
-      if (performance.now() - lastLog > 10_000) {
-        lastLog = performance.now();
-        this.o.log(this.progressLine(started));
+    try {
+      while (this.execs < this.o.runs && performance.now() < deadline && !enough()) {
+        const n = Math.min(this.o.batch, this.o.runs - this.execs);
+        const batch: Buffer[] = [];
+        for (let i = 0; i < n; i++) batch.push(mutate(this.rng, this.pick(), this.target.maxLen, ctx));
+        this.cov.reset();
+        for (const m of batch) await this.exec(m);
+        this.execs += n;
+        if (this.hasNewBlock()) await this.bisect(batch);
+        // Now and then single inputs are measured alone, so hit-count buckets can grow too.
+        else if (++batches % 16 === 0) await this.consider(batch[this.rng.below(batch.length)], true);
+        if (performance.now() - lastLog > 10_000) {
+          lastLog = performance.now();
+          this.o.log(this.progressLine(started));
+        }
       }
+    } finally {
+      Error.stackTraceLimit = stackLimit;
     }
     this.cov.stop();
     await this.watchdog?.terminate();
@@ -278,7 +284,6 @@ export class Fuzzer {
     const order = [...this.corpus].sort((a, b) => a.data.length - b.data.length);
     const covered = new Set<number>();
     const keep: Entry[] = [];
-    // Rarest features first decides which entries are needed.
     for (const e of order) {
       if (e.features.some((f) => !covered.has(f))) {
         keep.push(e);
