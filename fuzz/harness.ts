@@ -62,6 +62,11 @@ export function nullWriter(protocol = 32): ProtocolWriter {
   return discard;
 }
 
+/** The protocol version a knob byte selects (27..32). */
+export function protocolOf(k: number): number {
+  return 27 + (k % 6);
+}
+
 /** Splits input bytes into a small header (target knobs) and the rest. */
 export function knobs(data: Buffer, n: number): { k: number[]; rest: Buffer } {
   const k: number[] = [];

@@ -7,12 +7,12 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { FlistReader, FlistWriter, isDir, sortFileList, type FileEntry, type FlistOptions } from '../../src/protocol/flist.js';
 import { NDX_FLIST_EOF, NDX_FLIST_OFFSET } from '../../src/protocol/ndx.js';
 import type { ProtocolReader } from '../../src/protocol/input.js';
-import { knobs, readerOf, type Target } from '../harness.js';
+import { knobs, protocolOf, readerOf, type Target } from '../harness.js';
 import { collectingWriter } from '../../test/unit/flist-support.js';
 
 /** Three knob bytes: protocol, then option bits. */
 export function flistOptionsOf(k: number[]): FlistOptions {
-  const protocol = 27 + (k[0] % 6);
+  const protocol = protocolOf(k[0]);
   const modern = protocol >= 30;
   const bit = (b: number, i: number): boolean => (k[b] & (1 << i)) !== 0;
   return {

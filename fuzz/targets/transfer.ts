@@ -7,9 +7,8 @@ import { readBlockSums, readSumHead, validateSumHead, writeBlockSums, writeSumHe
 import { createTokenDecoder, type CompressName } from '../../src/protocol/token.js';
 import { clientStream, encodeSession, headCandidates, prng, text, type Op } from '../../test/unit/token-helpers.js';
 import { collectingWriter } from '../../test/unit/flist-support.js';
-import { knobs, readerOf, type Target } from '../harness.js';
+import { knobs, protocolOf, readerOf, type Target } from '../harness.js';
 
-const protocolOf = (k: number): number => 27 + (k % 6);
 
 export const sumhead: Target = {
   name: 'sumhead',

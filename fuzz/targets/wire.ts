@@ -12,9 +12,8 @@ import { writeLongint, writeVarint, writeVarlong, writeVstring } from '../../src
 import type { SessionContext } from '../../src/engine/context.js';
 import { installMessageHandler } from '../../src/engine/messages.js';
 import { collectingWriter } from '../../test/unit/flist-support.js';
-import { knobs, readerOf, type Target } from '../harness.js';
+import { knobs, protocolOf, readerOf, type Target } from '../harness.js';
 
-const protocolOf = (k: number): number => 27 + (k % 6);
 const quietLog = { info() {}, warn() {}, debug() {}, error() {} };
 
 export const mux: Target = {
