@@ -100,11 +100,6 @@ export class Coverage {
     return out;
   }
 
-  /** Number of distinct blocks seen so far. */
-  get blocks(): number {
-    return this.nextId;
-  }
-
   /** Discards the counters gathered so far. */
   reset(): void {
     this.take();

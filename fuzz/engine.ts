@@ -55,7 +55,7 @@ function cpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
-export function inputName(data: Buffer): string {
+function inputName(data: Buffer): string {
   return createHash('sha1').update(data).digest('hex').slice(0, 16);
 }
 
@@ -68,7 +68,7 @@ export function listInputs(dir: string): string[] {
 }
 
 /** One line that identifies a crash: error name and the first project frames of its stack. */
-export function crashSignature(err: unknown): string {
+function crashSignature(err: unknown): string {
   if (!(err instanceof Error)) return `non-error ${String(err)}`;
   const frames = (err.stack ?? '')
     .split('\n')

@@ -11,7 +11,7 @@ import { knobs, protocolOf, readerOf, type Target } from '../harness.js';
 import { collectingWriter } from '../../test/unit/flist-support.js';
 
 /** Three knob bytes: protocol, then option bits. */
-export function flistOptionsOf(k: number[]): FlistOptions {
+function flistOptionsOf(k: number[]): FlistOptions {
   const protocol = protocolOf(k[0]);
   const modern = protocol >= 30;
   const bit = (b: number, i: number): boolean => (k[b] & (1 << i)) !== 0;
