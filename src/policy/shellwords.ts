@@ -4,6 +4,15 @@
  * control operators (`;`, `&`, `|`, `<`, `>`, `(`, `)`, backquote) are refused rather than
  * ignored, because sh would give them a meaning we never honour.
  */
+import { ExitCode, RsyncError } from '../protocol/errors.js';
+
+/** A command string sh would not split the way we can honour (unterminated quote, operator). */
+export class ShellSyntaxError extends RsyncError {
+  constructor(message: string) {
+    super(message, ExitCode.SYNTAX);
+    this.name = 'ShellSyntaxError';
+  }
+}
 
 const BLANKS = new Set([' ', '\t', '\n']);
 const OPERATORS = new Set([';', '&', '|', '<', '>', '(', ')', '`']);
@@ -28,7 +37,7 @@ export function splitShellWords(command: string): string[] {
       break; // a comment runs to the end of the line; exec commands are one line
     } else if (c === "'") {
       const end = command.indexOf("'", i + 1);
-      if (end < 0) throw new Error('unterminated single quote in command');
+      if (end < 0) throw new ShellSyntaxError('unterminated single quote in command');
       word += command.slice(i + 1, end);
       inWord = true;
       i = end + 1;
@@ -50,7 +59,7 @@ export function splitShellWords(command: string): string[] {
         i += 2;
       }
     } else if (OPERATORS.has(c)) {
-      throw new Error(`unquoted shell operator '${c}' in command`);
+      throw new ShellSyntaxError(`unquoted shell operator '${c}' in command`);
     } else {
       word += c;
       inWord = true;
@@ -76,7 +85,7 @@ function readDoubleQuoted(command: string, start: number): [string, number] {
       i++;
     }
   }
-  throw new Error('unterminated double quote in command');
+  throw new ShellSyntaxError('unterminated double quote in command');
 }
 
 /** True when argv is an rsync server invocation: `rsync` or a path ending in `/rsync`, then `--server`. */

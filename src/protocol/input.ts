@@ -43,6 +43,7 @@ class ChunkQueue {
 
   /** Removes and returns n bytes (n <= length): a view when they lie in one chunk, else a copy. */
   take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0); // the queue may be empty (a 1-byte varlong, min_bytes 1)
     const c0 = this.chunks[0];
     if (c0.length - this.head >= n) {
       const out = c0.subarray(this.head, this.head + n);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { isRsyncServerArgv, splitShellWords } from '../../src/policy/shellwords.js';
+import { isRsyncServerArgv, ShellSyntaxError, splitShellWords } from '../../src/policy/shellwords.js';
 
 t.test('splits like sh: blanks, quotes, backslashes', async (t) => {
   t.same(splitShellWords('rsync --server -vlogDtpre.iLsfxCIvu . /dest/'), ['rsync', '--server', '-vlogDtpre.iLsfxCIvu', '.', '/dest/']);
@@ -31,6 +31,13 @@ t.test('errors', async (t) => {
   t.throws(() => splitShellWords('a | b'), /operator '\|'/);
   t.throws(() => splitShellWords('a `id`'), /operator '`'/);
   t.same(splitShellWords("'a;b' a\\|b"), ['a;b', 'a|b'], 'quoted operators are fine');
+  let err: unknown;
+  try {
+    splitShellWords('a "b');
+  } catch (e) {
+    err = e;
+  }
+  t.ok(err instanceof ShellSyntaxError && err.code === 1, 'an rsync-style syntax error (exit 1)');
 });
 
 t.test('isRsyncServerArgv', async (t) => {
