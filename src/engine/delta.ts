@@ -1,7 +1,7 @@
 /**
  * The delta algorithm: block sums of a basis file (generator side) and the rolling search of a
  * new file against a receiver's block sums (sender side, rsync's match.c hash_search;
- * protocol-notes §8.3). Both are push-driven with bounded memory: nothing buffers a whole file.
+ * docs/protocol.md §8.3). Both are push-driven with bounded memory: nothing buffers a whole file.
  */
 import {
   createBlockSummer,

@@ -243,7 +243,7 @@ export class FilterSet {
         rule = parseRuleWithTemplate(token, 32, template);
       } catch (err) {
         if (err instanceof ProtocolError) {
-          // Never quote merge-file content: the peer picks the file (peers-and-attacks §2.4).
+          // Never quote merge-file content: the peer picks the file (docs/attacks.md §2.4).
           const what = err instanceof FilterSyntaxError ? 'invalid filter rule' : 'unusable filter rule';
           throw new ProtocolError(`rrsyncd: ${what} in filter merge file ${shown} (${template.wordSplit ? 'word' : 'line'} ${where})`, ExitCode.SYNTAX);
         }

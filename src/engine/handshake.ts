@@ -1,6 +1,6 @@
 /**
  * The session start: protected args (-s), version exchange, compat flags, checksum/compression
- * name negotiation and the checksum seed (protocol-notes §2). Nothing here is multiplexed.
+ * name negotiation and the checksum seed (docs/protocol.md §2). Nothing here is multiplexed.
  */
 import { randomInt } from 'node:crypto';
 import type { ProtocolReader } from '../protocol/input.js';
@@ -64,7 +64,7 @@ export async function exchangeVersions(r: ProtocolReader, w: ProtocolWriter): Pr
   return Math.min(remote, PROTOCOL_VERSION);
 }
 
-/** The client's `-e.` letters decide which compat flags we may set (protocol-notes §1.4, §2.2). */
+/** The client's `-e.` letters decide which compat flags we may set (docs/protocol.md §1.4, §2.2). */
 export function computeCompatFlags(opts: ServerOptions, allowIncRecurse: boolean): number {
   const info = opts.clientInfo ?? '';
   const has = (c: string): boolean => info.includes(c);
@@ -110,7 +110,7 @@ function explicitCompression(opts: ServerOptions): CompressName | undefined {
   return c;
 }
 
-/** Pick the first name of the client's list that we support (works with every client version, trap 14). */
+/** Pick the first name of the client's list that we support (works with every client version, docs/protocol.md §11 trap 14). */
 function pickFromClientList<T extends string>(clientList: string, ours: readonly T[], canon: (n: string) => T | undefined): T | undefined {
   for (const word of clientList.split(/\s+/)) {
     if (!word) continue;

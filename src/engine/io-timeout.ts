@@ -1,5 +1,5 @@
 /**
- * --timeout=N on the receiving side (protocol-notes §3.4): an empty MSG_DATA keep-alive whenever
+ * --timeout=N on the receiving side (docs/protocol.md §3.4): an empty MSG_DATA keep-alive whenever
  * nothing was written for ceil(N/2) s, and exit 30 "io timeout after N seconds -- exiting" once
  * nothing was read from the client for N s. Activity is observed through the reader's and
  * writer's byte counters, so no hook in the protocol layer is needed.

@@ -1,6 +1,6 @@
 /**
  * Messages between the roles and the client: what we send (info, errors, deletions) and what we
- * accept from the client (protocol-notes §3.3).
+ * accept from the client (docs/protocol.md §3.3).
  */
 import { MsgTag } from '../protocol/mux.js';
 import { ExitCode, IOERR_MASK, ProtocolError } from '../protocol/errors.js';

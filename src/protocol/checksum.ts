@@ -1,6 +1,6 @@
 /**
  * rsync checksums: the rolling "sum1", the seeded per-block strong sums, the whole-file transfer
- * checksum and the --checksum file-list sums, for every digest rsync negotiates (protocol-notes
+ * checksum and the --checksum file-list sums, for every digest rsync negotiates (docs/protocol.md
  * §2.5). Pure: no fs, no sockets.
  *
  * MD4, XXH64, XXH3 and XXH128 come from hash-wasm's WebAssembly builds. hash-wasm's public API

@@ -1,5 +1,5 @@
 /**
- * Filter (exclude/include/merge) rules: the wire list (protocol-notes §5) and the rule text
+ * Filter (exclude/include/merge) rules: the wire list (docs/protocol.md §5) and the rule text
  * grammar of rsync's parse_rule_tok(). Rule text is a byte string (latin1-decoded JS string).
  * Matching lives in src/engine/wildmatch.ts and filter-rules.ts, per-directory merge files in
  * src/engine/filter-match.ts.
@@ -402,7 +402,7 @@ export function mergeNameEscapes(name: string, action: FilterRule['action']): bo
   return !(action === 'dirMerge' && parts.length === 2 && parts[1] !== '' && parts[1] !== '.');
 }
 
-/** Refuses merge/dir-merge rules whose file lies outside the transfer (merge-file disclosure, peers-and-attacks §2.4). */
+/** Refuses merge/dir-merge rules whose file lies outside the transfer (merge-file disclosure, docs/attacks.md §2.4). */
 export function assertMergeNameConfined(rule: FilterRule): void {
   if (rule.action !== 'merge' && rule.action !== 'dirMerge') return;
   if (mergeNameEscapes(rule.pattern, rule.action)) {

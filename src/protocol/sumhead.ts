@@ -1,6 +1,6 @@
 /**
  * The sum head (count, blength, s2length, remainder) and the block sums that follow it
- * (protocol-notes §7.3-7.6). Everything read from the wire is validated before any allocation
+ * (docs/protocol.md §7.3-7.6). Everything read from the wire is validated before any allocation
  * sized by it (CVE-2024-12084, CVE-2026-53792).
  */
 import { ExitCode, ProtocolError, RsyncError } from './errors.js';
@@ -79,7 +79,7 @@ function chooseS2Length(len: number, blength: number, digestLen: number): number
 /**
  * The sum head rsync's generator (sum_sizes_sqroot) computes for a basis of fileLength bytes.
  * `redo` is the second attempt after a failed whole-file checksum: the full strong sum, capped
- * at the digest length (3.4+ senders refuse more; trap 13). protocol must be >= 27.
+ * at the digest length (3.4+ senders refuse more; docs/protocol.md §11 trap 13). protocol must be >= 27.
  */
 export function chooseSumHead(
   fileLength: number,

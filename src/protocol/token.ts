@@ -1,6 +1,6 @@
 /**
  * The token stream that carries a file's data (sender -> receiver): literal bytes and references
- * to blocks of the receiver's basis file, plain (protocol notes §8.2) or compressed (§8.4, rsync
+ * to blocks of the receiver's basis file, plain (docs/protocol.md §8.2) or compressed (§8.4, rsync
  * token.c). One encoder / decoder per session: zstd keeps its context across files.
  */
 import { ProtocolError } from './errors.js';

@@ -57,7 +57,7 @@ t.test('chooseSumHead matches rsync 3.5.0 (--debug=deltasum2)', async (t) => {
   t.same(h(100e9, 32), { count: 762940, blength: 131072, s2length: 5, remainder: 59392 }, 'proto 30 max');
   t.same(h(100e9, 29), { count: 316232, blength: 316224, s2length: 5, remainder: 168256 }, 'proto 29 max');
   t.same(h(100e9, 29, 16, { blockSize: 4000 }), { count: 25_000_000, blength: 4000, s2length: 5, remainder: 0 });
-  // Redo pass: full digest, but never more than the digest has (trap 13).
+  // Redo pass: full digest, but never more than the digest has (docs/protocol.md §11 trap 13).
   t.equal(h(5000, 32, 16, { redo: true }).s2length, 16);
   t.equal(h(5000, 32, 8, { redo: true }).s2length, 8);
   t.equal(h(2 ** 40, 32, 20, { redo: true }).s2length, 16);

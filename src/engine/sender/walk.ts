@@ -1,5 +1,5 @@
 /**
- * The sender's file-list walk (protocol-notes §6.5, §6.7, §6.8), modelled on rsync's
+ * The sender's file-list walk (docs/protocol.md §6.5, §6.7, §6.8), modelled on rsync's
  * send_file_list / send_directory / send1extra / send_extra_file_list:
  *
  * - the first list holds the transfer args (or the --files-from names); with incremental
