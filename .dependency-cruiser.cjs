@@ -12,6 +12,13 @@ module.exports = {
       to: { path: '^(node:)?(fs|fs/promises|net|child_process|dgram|http|https|tls)$|^src/(engine|sandbox|gateway|ssh|config|policy|ops|relay)/' },
     },
     {
+      name: 'protocol-reaches-no-io',
+      comment: 'Not even through a module it imports (the codecs use src/patches/ for native handles, not I/O).',
+      severity: 'error',
+      from: { path: '^src/protocol/' },
+      to: { path: '^(node:)?(fs|fs/promises|net|child_process|dgram|http|https|tls)$', reachable: true },
+    },
+    {
       name: 'only-sandbox-touches-the-filesystem',
       comment: 'During a session all filesystem access goes through src/sandbox (the gateway for changes).',
       severity: 'error',

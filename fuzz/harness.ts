@@ -10,7 +10,7 @@ import { RsyncError } from '../src/protocol/errors.js';
 import { PeerExitSignal } from '../src/engine/peer-exit.js';
 
 /** One allocation larger than this is a crash: a peer made us size memory from its numbers. */
-export const MAX_ALLOCATION = 64 * 1024 * 1024;
+const MAX_ALLOCATION = 64 * 1024 * 1024;
 
 export class AllocationTooLarge extends Error {
   constructor(what: string, bytes: number) {

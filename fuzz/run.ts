@@ -20,6 +20,7 @@ import { installAllocationGuard } from './harness.js';
 import { TARGETS, targetByName } from './targets/index.js';
 import { initChecksums } from '../src/protocol/checksum.js';
 import { initCompression } from '../src/protocol/token.js';
+import { hashWasmBinaries } from '../src/patches/hash-wasm.js';
 
 const FUZZ_DIR = fileURLToPath(new URL('.', import.meta.url));
 const SRC_URL = new URL('../src/', import.meta.url).href;
@@ -32,7 +33,7 @@ function flag(args: string[], name: string, def: number): number {
 async function fuzzOne(name: string, args: string[]): Promise<void> {
   const target = targetByName(name);
   if (!target) throw new Error(`unknown target ${name}`);
-  await Promise.all([initChecksums(), initCompression()]);
+  await Promise.all([initChecksums(hashWasmBinaries()), initCompression()]);
   installAllocationGuard();
   const fuzzer = new Fuzzer(target, {
     runs: flag(args, 'runs', 1_000_000),

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type CliOverrides, type Config, type LoadOptions } from './config/load.js';
-import { buildKeyRing } from './config/keys.js';
+import { buildKeyRing } from './ssh/key-ring.js';
 import { createLogSink, type Logger } from './log.js';
 import { buildAdminRing } from './ops/admins.js';
 import { resolveControlSocket, runControlVerb, VerbUsageError } from './ops/cli-verbs.js';

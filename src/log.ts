@@ -12,7 +12,6 @@ export interface LogOptions {
   destination?: string;
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function createLogger(opts: LogOptions = {}): Logger {
   return createLogSink(opts).logger;

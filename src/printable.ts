@@ -7,7 +7,7 @@
  */
 
 /** Longest part of a name quoted in a message; the rest is cut and shown as "...". */
-export const MAX_QUOTED_BYTES = 200;
+const MAX_QUOTED_BYTES = 200;
 
 function hex(byte: number): string {
   return `\\x${byte.toString(16).padStart(2, '0')}`;

@@ -13,7 +13,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readFileSync, utimesSync
 import { basename, join } from 'node:path';
 import { GiB, MiB, freshDir, log, mkdirp } from './util.js';
 
-export interface DataSpec {
+interface DataSpec {
   version: number;
   scale: number;
   bigBytes: number;
@@ -43,7 +43,7 @@ const VERSION = 1;
 const T_ORIG = 1_700_000_000;
 const T_MOD = T_ORIG + 3600;
 
-export function specFor(scale: number): DataSpec {
+function specFor(scale: number): DataSpec {
   const textBytes = Math.max(64 * 1024, Math.round(200 * MiB * scale));
   return {
     version: VERSION,

@@ -66,7 +66,7 @@ export function childrenOf(pid: number): number[] {
 }
 
 /** All descendants of `pid` (not including pid). */
-export function descendantsOf(pid: number): number[] {
+function descendantsOf(pid: number): number[] {
   const out: number[] = [];
   const stack = childrenOf(pid);
   while (stack.length) {

@@ -6,6 +6,7 @@ import { randomFillSync } from 'node:crypto';
 import { initChecksums, type ChecksumName, type ChecksumSpec } from '../../src/protocol/checksum.js';
 import { chooseSumHead } from '../../src/protocol/sumhead.js';
 import { BlockSumsBuilder, DeltaMatcher, type DeltaSink } from '../../src/engine/delta.js';
+import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
 
 const MiB = 1024 * 1024;
 const size = Number(process.argv[2] ?? 64) * MiB;
@@ -36,7 +37,7 @@ function time(label: string, bytes: number, fn: () => void): void {
   );
 }
 
-await initChecksums();
+await initChecksums(hashWasmBinaries());
 const basis = randomFillSync(Buffer.allocUnsafe(size));
 const unrelated = randomFillSync(Buffer.allocUnsafe(size));
 const edited = Buffer.from(basis);

@@ -47,7 +47,7 @@ const CLI_FLAG: Record<keyof CliOverrides, string> = {
 };
 
 /** $RRSYNCD_STATE_DIR, else $XDG_STATE_HOME/rrsyncd, else ~/.local/state/rrsyncd. */
-export function defaultStateDir(env: NodeJS.ProcessEnv, home: string): string {
+function defaultStateDir(env: NodeJS.ProcessEnv, home: string): string {
   if (env.XDG_STATE_HOME && isAbsolute(env.XDG_STATE_HOME)) return join(env.XDG_STATE_HOME, 'rrsyncd');
   return join(home, '.local', 'state', 'rrsyncd');
 }
@@ -82,7 +82,7 @@ function stripComments(v: unknown): unknown {
  * `FILE:LINE:COLUMN: invalid JSON: …` (1-based, like compilers print it) from V8's message, which
  * gives a character offset ("at position N"); a premature end points past the last character.
  */
-export function describeJsonError(file: string, text: string, err: Error): string {
+function describeJsonError(file: string, text: string, err: Error): string {
   const at = /\bat position (\d+)/.exec(err.message);
   const offset = at ? Math.min(Number(at[1]), text.length) : text.length;
   const before = text.slice(0, offset).split('\n');

@@ -14,7 +14,7 @@ import { parseMaxStartups } from './max-startups.js';
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
 
-export const DEFAULT_ALGORITHMS = {
+const DEFAULT_ALGORITHMS = {
   kex: [
     'curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256', 'ecdh-sha2-nistp384',
     'ecdh-sha2-nistp521', 'diffie-hellman-group16-sha512', 'diffie-hellman-group18-sha512',
@@ -31,9 +31,9 @@ export const DEFAULT_ALGORITHMS = {
 };
 
 /** Client key signature algorithms ssh2 can verify; `ssh-rsa` (SHA-1) and `ssh-dss` only when configured. */
-export const SUPPORTED_PUBKEY_ALGORITHMS = [...DEFAULT_ALGORITHMS.pubkey, 'ssh-rsa', 'ssh-dss'];
+const SUPPORTED_PUBKEY_ALGORITHMS = [...DEFAULT_ALGORITHMS.pubkey, 'ssh-rsa', 'ssh-dss'];
 
-export interface TenantLimits {
+interface TenantLimits {
   maxFileSize?: number;
   quotaBytes?: number;
   quotaFiles?: number;
@@ -131,10 +131,9 @@ const LIMIT_BOOLS = ['allowDevices', 'allowChown'];
  * A tenant name is also its default root's last component (`<root>/<name>`) and appears in logs:
  * one plain path component, no leading dot, no control characters (JSON.stringify shows them escaped).
  */
-export function tenantNameProblem(name: string): string | undefined {
+function tenantNameProblem(name: string): string | undefined {
   if (name.includes('/')) return `${JSON.stringify(name)} must not contain "/"`;
   if (name.startsWith('.')) return `${JSON.stringify(name)} must not start with "."`;
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) return `${JSON.stringify(name)} must not contain control characters`;
   if (name.length > 255) return 'must be at most 255 characters';
   return undefined;

@@ -48,7 +48,7 @@ export interface DirFilter {
 
 export const MAX_MERGE_FILE_BYTES = 1024 * 1024;
 /** Rules in one merge file (the same bound as the wire list). */
-export const MAX_MERGE_FILE_RULES = 100_000;
+const MAX_MERGE_FILE_RULES = 100_000;
 /** Rules held by cached directory states; older states are dropped (and rebuilt if asked again). */
 const MAX_CACHED_RULES = 1_000_000;
 /** The reference's MAX_MERGE_DEPTH (a merge file naming itself). */
@@ -415,7 +415,7 @@ function excludeSelfRule(name: string): FilterRule {
 }
 
 /** Splits merge-file text into rule strings: words, or lines without comments (parse_filter_file). */
-export function splitMergeFile(text: string, wordSplit: boolean): string[] {
+function splitMergeFile(text: string, wordSplit: boolean): string[] {
   const out: string[] = [];
   if (wordSplit) {
     for (const w of text.split(/[ \t\n\v\f\r]+/)) if (w.length > 0 && w.length <= MAX_MERGE_LINE) out.push(w);

@@ -21,8 +21,8 @@ import {
 import type { ServerOptions } from '../policy/server-options.js';
 import { CF } from '../protocol/compat.js';
 
-export const PROTOCOL_VERSION = 32;
-export const MIN_PROTOCOL_VERSION = 27;
+const PROTOCOL_VERSION = 32;
+const MIN_PROTOCOL_VERSION = 27;
 const MAX_PROTECTED_ARGS = 10000;
 const MAX_PROTECTED_BYTES = 1024 * 1024;
 const MAX_NEGOTIATION_STRING = 255;

@@ -32,6 +32,7 @@ import { PeerExitSignal as PeerExit } from './peer-exit.js';
 import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
 import { openGateway, type ChangePolicy } from '../gateway/index.js';
 import { allowIncRecurseForSender, runSender } from './sender/sender.js';
+import { hashWasmBinaries } from '../patches/hash-wasm.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -68,7 +69,7 @@ export interface SessionResult {
 
 let initialised: Promise<void> | null = null;
 function initEngine(): Promise<void> {
-  initialised ??= Promise.all([initChecksums(), initCompression()]).then(() => undefined);
+  initialised ??= Promise.all([initChecksums(hashWasmBinaries()), initCompression()]).then(() => undefined);
   return initialised;
 }
 

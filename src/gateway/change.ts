@@ -5,7 +5,7 @@
  */
 import type { EntryType } from '../sandbox/sandbox.js';
 
-export type ChangeOp =
+type ChangeOp =
   /** A new directory (mkdir, or each missing component of mkdirp). */
   | 'mkdir'
   /** A regular file gets a name: a temp file, or a finished unnamed (O_TMPFILE) file. */

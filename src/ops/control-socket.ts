@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KickSelector, SessionView } from './sessions.js';
 
-export const CONTROL_SOCKET_NAME = 'control.sock';
+const CONTROL_SOCKET_NAME = 'control.sock';
 /** A request line longer than this is refused (the socket is local, but still bounded). */
 const MAX_REQUEST_BYTES = 64 * 1024;
 const FOLLOW_BUFFER_BYTES = 1024 * 1024;

@@ -6,7 +6,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from '../config/load.js';
-import { buildKeyRing, tenantGrant } from '../config/keys.js';
+import { buildKeyRing, tenantGrant } from '../ssh/key-ring.js';
 import type { LogSink, Logger } from '../log.js';
 import type { KeyRing } from '../ssh/authorized-keys.js';
 import type { RrsyncServer } from '../ssh/server.js';

@@ -4,7 +4,7 @@
  * channel or the engine.
  */
 
-export interface LiveSessionInfo {
+interface LiveSessionInfo {
   /** `<connection>.<exec>`, e.g. "3.1". */
   id: string;
   tenant?: string;
@@ -84,7 +84,7 @@ function matches(s: LiveSessionInfo, sel: KickSelector): boolean {
 }
 
 /** Accepts a fingerprint with or without its `SHA256:` prefix. */
-export function normaliseFingerprint(fp: string): string {
+function normaliseFingerprint(fp: string): string {
   return fp.startsWith('SHA256:') ? fp : `SHA256:${fp}`;
 }
 

@@ -6,11 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-export type WasmAlgo = 'md4' | 'md5' | 'sha1' | 'xxhash64' | 'xxhash3' | 'xxhash128';
-export const WASM_ALGOS: readonly WasmAlgo[] = ['md4', 'md5', 'sha1', 'xxhash64', 'xxhash3', 'xxhash128'];
+import { WASM_ALGOS, type WasmAlgo } from '../protocol/checksum.js';
 
 /** Finds hash-wasm's embedded base64 WebAssembly binary for one algorithm, or null. */
-export function extractWasmBinary(bundle: string, algo: WasmAlgo): Uint8Array | null {
+function extractWasmBinary(bundle: string, algo: WasmAlgo): Uint8Array | null {
   const re = new RegExp(`var name(\\$\\w+)? = "${algo}";\\s*var data\\1? = "([A-Za-z0-9+/=]+)";`);
   const m = re.exec(bundle);
   return m ? new Uint8Array(Buffer.from(m[2], 'base64')) : null;

@@ -7,13 +7,13 @@ import { ExitCode, RsyncError } from '../protocol/errors.js';
 import type { DeleteTiming, ServerOptions } from './server-options.js';
 import { quoted } from '../printable.js';
 
-export const MAX_ARGS = 10000;
-export const MAX_ARG_BYTES = 4096;
-export const MAX_COMMAND_BYTES = 1 << 20;
+const MAX_ARGS = 10000;
+const MAX_ARG_BYTES = 4096;
+const MAX_COMMAND_BYTES = 1 << 20;
 /** rsync's MAX_BASIS_DIRS: at most this many --compare-dest/--copy-dest/--link-dest. */
-export const MAX_BASIS_DIRS = 20;
+const MAX_BASIS_DIRS = 20;
 /** rsync's MAX_BLOCK_SIZE for protocol >= 30. */
-export const MAX_BLOCK_SIZE = 128 * 1024;
+const MAX_BLOCK_SIZE = 128 * 1024;
 const MIN_MAX_ALLOC = 1024 * 1024;
 const INT32_MAX = 0x7fffffff;
 const INT32_MIN = -0x80000000;

@@ -7,7 +7,7 @@ import { ExitCode, RsyncError } from '../protocol/errors.js';
 import { quoted } from '../printable.js';
 import type { Grant } from './grant.js';
 
-export const MAX_PATH_BYTES = 4096;
+const MAX_PATH_BYTES = 4096;
 
 /**
  * A confined path.

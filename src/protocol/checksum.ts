@@ -12,7 +12,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { nativeBinding } from '../native.js';
-import { WASM_ALGOS, hashWasmBinaries, type WasmAlgo } from '../patches/hash-wasm.js';
+/** The hash engines whose WebAssembly binaries initChecksums() takes (src/patches/hash-wasm.ts finds them). */
+export type WasmAlgo = 'md4' | 'md5' | 'sha1' | 'xxhash64' | 'xxhash3' | 'xxhash128';
+export const WASM_ALGOS: readonly WasmAlgo[] = ['md4', 'md5', 'sha1', 'xxhash64', 'xxhash3', 'xxhash128'];
 
 export type ChecksumName = 'md4' | 'md5' | 'sha1' | 'xxh64' | 'xxh3' | 'xxh128' | 'none';
 
@@ -209,11 +211,13 @@ function releaseWasmHash(h: WasmHash): void {
   if (free.length < POOL_LIMIT) free.push(h);
 }
 
-/** Loads the WebAssembly hash engines once; everything else in this module is synchronous. */
-export function initChecksums(): Promise<void> {
+/**
+ * Compiles the WebAssembly hash engines once (the caller reads their binaries: this layer does no
+ * I/O); everything else in this module is synchronous.
+ */
+export function initChecksums(binaries: ReadonlyMap<WasmAlgo, Uint8Array>): Promise<void> {
   if (!initPromise) {
     initPromise = (async () => {
-      const binaries = hashWasmBinaries();
       for (const algo of WASM_ALGOS) wasmModules.set(algo, await wasmApi.compile(binaries.get(algo)!));
     })();
     initPromise.catch(() => {

@@ -22,7 +22,6 @@ export const IOERR = { GENERAL: 1, VANISHED: 2, DEL_LIMIT: 4 } as const;
 /** The io_error bits a peer may report; anything else is masked off. */
 export const IOERR_MASK = IOERR.GENERAL | IOERR.VANISHED | IOERR.DEL_LIMIT;
 
-export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** A fatal error that ends the session with an rsync exit code and a message for the client. */
 export class RsyncError extends Error {

@@ -9,7 +9,7 @@ import type { ProtocolReader } from './input.js';
 import type { ProtocolWriter } from './output.js';
 import { quoted } from '../printable.js';
 
-export interface MergeOptions {
+interface MergeOptions {
   noInherit: boolean; // 'n'
   wordSplit: boolean; // 'w'
   onlyInclude: boolean; // '+'
@@ -47,10 +47,10 @@ export const CVS_DEFAULT_PATTERNS: string[] = [
 ];
 
 /** rsync's MAXPATHLEN: longer patterns are refused. */
-export const MAX_PATTERN_LEN = 4095;
+const MAX_PATTERN_LEN = 4095;
 /** rsync reads a rule into a BIGPATHBUFLEN (MAXPATHLEN + 1024) buffer; len >= that is an overflow. */
-export const MAX_WIRE_RULE_LEN = 4096 + 1024 - 1;
-export const MAX_WIRE_RULES = 100_000;
+const MAX_WIRE_RULE_LEN = 4096 + 1024 - 1;
+const MAX_WIRE_RULES = 100_000;
 /** Total rule text accepted from the wire (100k rules of ~4 KiB would otherwise pin ~400 MiB). */
 export const MAX_WIRE_RULE_BYTES = 16 << 20;
 
@@ -403,7 +403,7 @@ export function mergeNameEscapes(name: string, action: FilterRule['action']): bo
 }
 
 /** Refuses merge/dir-merge rules whose file lies outside the transfer (merge-file disclosure, docs/attacks.md §2.4). */
-export function assertMergeNameConfined(rule: FilterRule): void {
+function assertMergeNameConfined(rule: FilterRule): void {
   if (rule.action !== 'merge' && rule.action !== 'dirMerge') return;
   if (mergeNameEscapes(rule.pattern, rule.action)) {
     throw new ProtocolError(`rrsyncd: filter merge file ${quoted(rule.pattern)} is outside the transfer`, ExitCode.SYNTAX);

@@ -7,9 +7,9 @@ import type { ProtocolReader } from './input.js';
 import type { ProtocolWriter } from './output.js';
 
 /** A user/group name is sent with a one-byte length. */
-export const MAX_ID_NAME = 255;
+const MAX_ID_NAME = 255;
 /** Upper bound on (id, name) pairs we accept in one list; the reference has none. */
-export const MAX_ID_LIST_ENTRIES = 1 << 20;
+const MAX_ID_LIST_ENTRIES = 1 << 20;
 /** Upper bound on the name bytes of one list (a hostile peer could otherwise park ~256 MiB here). */
 export const MAX_ID_LIST_NAME_BYTES = 8 << 20;
 

@@ -13,7 +13,7 @@ import { extraBytes, varintFrom, varlongFrom } from './varint.js';
 const RAW_HIGH_WATER = 4 * 1024 * 1024;
 const RAW_LOW_WATER = 1024 * 1024;
 /** Largest non-data message payload we accept (the reference's limit is MAXPATHLEN+1024). */
-export const MAX_MSG_PAYLOAD = 64 * 1024;
+const MAX_MSG_PAYLOAD = 64 * 1024;
 
 export type MessageHandler = (tag: number, payload: Buffer) => void | Promise<void>;
 

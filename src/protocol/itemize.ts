@@ -23,7 +23,7 @@ export const ITEM = {
 } as const;
 
 /** Bits that make an item worth reporting ("significant"): everything but these. */
-export const ITEM_INSIGNIFICANT = ITEM.BASIS_TYPE_FOLLOWS | ITEM.XNAME_FOLLOWS | ITEM.LOCAL_CHANGE;
+const ITEM_INSIGNIFICANT = ITEM.BASIS_TYPE_FOLLOWS | ITEM.XNAME_FOLLOWS | ITEM.LOCAL_CHANGE;
 
 export function isSignificant(iflags: number): boolean {
   return (iflags & ~ITEM_INSIGNIFICANT) !== 0;

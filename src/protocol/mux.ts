@@ -16,7 +16,6 @@ export const MsgTag = {
   NO_SEND: 102, // proto >= 30
 } as const;
 
-export const MAX_FRAME_PAYLOAD = 0xffffff;
 /** Outgoing data frames are cut like the reference does (IO_BUFFER_SIZE 32 KiB including the header). */
 export const DATA_FRAME_MAX = 32 * 1024 - 4;
 

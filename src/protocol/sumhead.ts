@@ -22,23 +22,23 @@ export interface BlockSums {
 }
 
 /** BLOCK_SIZE: the minimum automatic block length. */
-export const MIN_BLOCK_LENGTH = 700;
+const MIN_BLOCK_LENGTH = 700;
 /** MAX_BLOCK_SIZE (protocol >= 30) and OLD_MAX_BLOCK_SIZE (protocol < 30). */
-export const MAX_BLOCK_LENGTH = 1 << 17;
-export const OLD_MAX_BLOCK_LENGTH = 1 << 29;
+const MAX_BLOCK_LENGTH = 1 << 17;
+const OLD_MAX_BLOCK_LENGTH = 1 << 29;
 /** SUM_LENGTH: the longest strong sum a sum head may carry. */
-export const MAX_S2LENGTH = 16;
+const MAX_S2LENGTH = 16;
 const SHORT_SUM_LENGTH = 2;
 const BLOCKSUM_BIAS = 10;
 /**
  * Memory bound for one file's block sums (sum1 + sum2 + the matcher's 4-byte chain link).
  * A 2 TiB file at protocol 30 (16 Mi blocks of 128 KiB, s2length 6) needs about 300 MiB.
  */
-export const MAX_SUMS_MEMORY = 384 * 1024 * 1024;
+const MAX_SUMS_MEMORY = 384 * 1024 * 1024;
 /** Blocks read per piece by readBlockSums. */
 const READ_PIECE_BLOCKS = 4096;
 
-export function maxBlockLength(protocol: number): number {
+function maxBlockLength(protocol: number): number {
   return protocol < 30 ? OLD_MAX_BLOCK_LENGTH : MAX_BLOCK_LENGTH;
 }
 
@@ -187,7 +187,7 @@ export async function readBlockSums(r: ProtocolReader, head: SumHead): Promise<B
 }
 
 /** Writes blocks [from, to) of the sums (lets a caller interleave awaits on huge lists). */
-export function writeBlockSumRange(w: ProtocolWriter, sums: BlockSums, from: number, to: number): void {
+function writeBlockSumRange(w: ProtocolWriter, sums: BlockSums, from: number, to: number): void {
   const s2 = sums.head.s2length;
   for (let i = from; i < to; i++) {
     w.i32(sums.sum1[i] | 0);

@@ -50,7 +50,7 @@ export async function initCompression(): Promise<void> {
 }
 
 /** Literal pieces returned by decoders never exceed this. */
-export const MAX_LITERAL_PIECE = 256 * 1024;
+const MAX_LITERAL_PIECE = 256 * 1024;
 /** rsync's MAX_TOKEN_INDEX: token numbers above it are invalid. */
 const MAX_TOKEN_INDEX = 0x7ffffffe;
 /** A compressed token run covers at most 65536 consecutive blocks (16-bit extra count). */

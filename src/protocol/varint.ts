@@ -44,13 +44,6 @@ export function varintFrom(lead: number, buf: Uint8Array, off: number, extra: nu
   return v | 0;
 }
 
-export function decodeVarint(buf: Uint8Array, off: number): { value: number; next: number } {
-  const lead = buf[off];
-  const extra = extraBytes(lead);
-  if (off + 1 + extra > buf.length) throw new RangeError('varint truncated');
-  return { value: varintFrom(lead, buf, off + 1, extra), next: off + 1 + extra };
-}
-
 function le64(value: number | bigint): number[] {
   let v = BigInt.asUintN(64, BigInt(value));
   const out: number[] = [];
@@ -99,14 +92,6 @@ export function varlongFrom(lead: number, low: Uint8Array, minBytes: number): nu
   let big = 0n;
   for (let i = 7; i >= 0; i--) big = (big << 8n) | BigInt(bytes[i]);
   return Number(BigInt.asIntN(64, big));
-}
-
-export function decodeVarlong(buf: Uint8Array, off: number, minBytes: number): { value: number; next: number } {
-  const lead = buf[off];
-  const extra = extraBytes(lead);
-  const n = minBytes - 1 + extra;
-  if (off + 1 + n > buf.length) throw new RangeError('varlong truncated');
-  return { value: varlongFrom(lead, buf.subarray(off + 1, off + 1 + n), minBytes), next: off + 1 + n };
 }
 
 /** longint (proto < 30): 4-byte int when 0..0x7fffffff, else ff ff ff ff + 8 bytes. */

@@ -6,7 +6,7 @@
 import { ExitCode, RsyncError } from '../protocol/errors.js';
 import { splitShellWords } from '../policy/shellwords.js';
 
-export type DeleteMode = 'none' | 'default' | 'before' | 'during' | 'after' | 'delay';
+type DeleteMode = 'none' | 'default' | 'before' | 'during' | 'after' | 'delay';
 
 export interface FilterRuleText {
   /** '+', '-', 'P' (protect), 'R' (risk), 'H' (hide), 'S' (show), ':' (dir-merge) */
@@ -14,7 +14,7 @@ export interface FilterRuleText {
   pattern: string;
 }
 
-export interface RemoteSpec {
+interface RemoteSpec {
   user?: string;
   host: string;
   path: string;
@@ -52,7 +52,7 @@ export interface RelayOptions {
   dst: RemoteSpec;
 }
 
-export class RelayUsageError extends RsyncError {
+class RelayUsageError extends RsyncError {
   constructor(message: string) {
     super(message, ExitCode.SYNTAX);
   }
@@ -158,7 +158,7 @@ const FILTER_WORDS: Record<string, string> = {
 };
 
 /** One --filter rule: "ACTION PATTERN" with a short (+ - P R H S :) or long action name. */
-export function parseFilterText(rule: string): FilterRuleText {
+function parseFilterText(rule: string): FilterRuleText {
   const m = /^(\S+?)[ _](.+)$/.exec(rule) ?? /^([+\-PRHS:])(\S.*)$/.exec(rule);
   if (!m) throw new RelayUsageError(`rrsyncd relay: unsupported filter rule: ${rule}`);
   const action = FILTER_WORDS[m[1]!] ?? m[1]!;
@@ -211,7 +211,7 @@ function unsupported(opt: string): RelayUsageError {
 }
 
 /** [USER@]HOST:PATH; daemon (host::module) and local paths are refused. */
-export function parseRemoteSpec(arg: string, what: string): RemoteSpec {
+function parseRemoteSpec(arg: string, what: string): RemoteSpec {
   const colon = arg.indexOf(':');
   const slash = arg.indexOf('/');
   if (colon <= 0 || (slash >= 0 && slash < colon)) {
@@ -302,7 +302,7 @@ function shortFlags(o: RelayOptions): string {
 export type SideRole = 'source' | 'destination';
 
 /** argv after the rsync path: `--server [--sender] FLAGS [long options] . PATH`. */
-export function serverArgs(o: RelayOptions, role: SideRole, seed: number): string[] {
+function serverArgs(o: RelayOptions, role: SideRole, seed: number): string[] {
   const args = ['--server'];
   if (role === 'source') args.push('--sender');
   args.push(shortFlags(o));

@@ -54,7 +54,7 @@ function typeChar(e: FileEntry): string {
 }
 
 /** rsync's %i: YXcstpoguax as the sending client shows it. */
-export function itemizeString(iflags: number, e: FileEntry): string {
+function itemizeString(iflags: number, e: FileEntry): string {
   const y = iflags & ITEM.TRANSFER ? '<' : iflags & ITEM.LOCAL_CHANGE ? (iflags & ITEM.XNAME_FOLLOWS ? 'h' : 'c') : '.';
   const x = typeChar(e);
   if (iflags & ITEM.IS_NEW) return `${y}${x}+++++++++`;

@@ -17,6 +17,7 @@ import { flistOptionsFor, relayFileList, summarize, type RelayedList } from './f
 import { Transfer } from './transfer.js';
 import { printSideMessage, processTerminal, type Terminal } from './messages.js';
 import { printSummary } from './summary.js';
+import { hashWasmBinaries } from '../patches/hash-wasm.js';
 
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -174,7 +175,7 @@ export async function runRelay(argv: string[], term: Terminal = processTerminal(
     term.err(`${(err as Error).message}\n`);
     return err instanceof RsyncError ? err.code : ExitCode.SYNTAX;
   }
-  await Promise.all([initChecksums(), initCompression()]);
+  await Promise.all([initChecksums(hashWasmBinaries()), initCompression()]);
   const seed = randomInt(1, 0x7fffffff);
   const stderr = (b: Buffer): void => term.err(b.toString('latin1'));
   const src = new Side('source', remoteCommand(o, 'source', seed), stderr);

@@ -12,7 +12,7 @@ import type { SideRole } from './args.js';
 
 const MAX_NEGOTIATION_STRING = 255;
 export const RELAY_MAX_PROTOCOL = 32;
-export const RELAY_MIN_PROTOCOL = 27;
+const RELAY_MIN_PROTOCOL = 27;
 
 export interface SideExit {
   code: number;

@@ -31,7 +31,7 @@ interface Pending {
   head: SumHead;
 }
 
-export interface DeleteCounts {
+interface DeleteCounts {
   files: number;
   dirs: number;
   symlinks: number;

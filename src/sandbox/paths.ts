@@ -1,8 +1,8 @@
 import { SandboxError } from './errors.js';
 import { quoted } from '../printable.js';
 
-export const PATH_MAX = 4096;
-export const NAME_MAX = 255;
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
 
 // NUL or anything that is not a byte (a caller forgot the latin1 byte-string convention).
 const FORBIDDEN_CHARS = /[\x00\u0100-\uffff]/;
@@ -119,7 +119,7 @@ export function isUnsafeSymlink(target: string, linkRel: string): boolean {
   return depth < 0;
 }
 
-export const SYMLINK_PREFIX = '/rsyncd-munged/';
+const SYMLINK_PREFIX = '/rsyncd-munged/';
 
 /** rsync --munge-links: every received symlink target gets the prefix (making it inert). */
 export function mungeSymlink(target: string): string {

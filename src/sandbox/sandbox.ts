@@ -48,15 +48,15 @@ import {
 
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
-export type { Timestamp } from './times.js';
+;
 export {
   isUnsafeSymlink,
   mungeSymlink,
   unmungeSymlink,
-  tempNamePrefix,
-  SYMLINK_PREFIX,
-  PATH_MAX,
-  NAME_MAX,
+  
+  
+  
+  
 } from './paths.js';
 
 export interface SandboxOptions {

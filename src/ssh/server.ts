@@ -585,7 +585,7 @@ function findConn(conns: Set<ConnState>, client: Connection, ip: string, port: n
 }
 
 /** Writes text, waiting for 'drain' when write() asks us to. */
-export async function writeAll(w: Writable, text: string | Buffer, closer: NodeJS.EventEmitter = w): Promise<void> {
+async function writeAll(w: Writable, text: string | Buffer, closer: NodeJS.EventEmitter = w): Promise<void> {
   if (!w.writable) return;
   if (w.write(text)) return;
   const ac = new AbortController();
@@ -597,7 +597,7 @@ export async function writeAll(w: Writable, text: string | Buffer, closer: NodeJ
  * Resolves once everything written so far has been handed to the SSH layer (a zero-length write
  * is a barrier: its callback runs after the earlier chunks left the stream's buffer).
  */
-export function flushWritable(w: Writable, closer: NodeJS.EventEmitter = w, timeoutMs = 30_000): Promise<void> {
+function flushWritable(w: Writable, closer: NodeJS.EventEmitter = w, timeoutMs = 30_000): Promise<void> {
   if (!w.writable || w.writableEnded || w.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

@@ -18,7 +18,7 @@ import type { Connection } from 'ssh2';
 const require = createRequire(import.meta.url);
 
 /** The ssh2 version whose internals this module was written against. */
-export const PATCHED_SSH2_VERSION = '1.17.0';
+const PATCHED_SSH2_VERSION = '1.17.0';
 
 type MessageHandler = (proto: ProtocolInternals, payload: Buffer) => unknown;
 
@@ -45,7 +45,7 @@ type KexInitClass = new (lists: unknown) => KexInitInternals;
 const CHANNEL_REQUEST = 98;
 let installed = false;
 
-export function installedSsh2Version(): string {
+function installedSsh2Version(): string {
   return (require('ssh2/package.json') as { version: string }).version;
 }
 

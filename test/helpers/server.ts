@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI_PATH = join(REPO_ROOT, 'src', 'cli.ts');
+const CLI_PATH = join(REPO_ROOT, 'src', 'cli.ts');
 export const RSYNC = '/usr/bin/rsync';
 
 export interface RunResult {

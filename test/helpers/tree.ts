@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { run, RSYNC, type RunOptions, type RunResult } from './server.js';
 
-export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
+type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
-export interface TreeEntry {
+interface TreeEntry {
   /** Relative to the snapshot root; the root itself is '.'. */
   path: string;
   type: EntryType;

@@ -48,11 +48,12 @@ import {
   type CompressName,
   type TokenEncoder,
 } from '../../src/protocol/token.js';
+import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
 
-export { NDX_DEL_STATS, NDX_DONE, NDX_FLIST_EOF, NDX_FLIST_OFFSET, MsgTag };
+export {  NDX_DONE, NDX_FLIST_EOF,  MsgTag };
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
-export const TOP = join(HERE, '..', '..');
+const TOP = join(HERE, '..', '..');
 const LOADER = `file://${TOP}/node_modules/tsx/dist/loader.mjs`;
 const PIPE_SERVER = join(TOP, 'test', 'pipe', 'server.ts');
 export const RSH = join(TOP, 'test', 'pipe', 'rsh.sh');
@@ -243,7 +244,7 @@ export class HostileClient {
   }
 
   static async start(spec: StartOptions): Promise<HostileClient> {
-    await Promise.all([initChecksums(), initCompression()]);
+    await Promise.all([initChecksums(hashWasmBinaries()), initCompression()]);
     const mode: Mode = process.env.HOSTILE_SPAWN === '1' ? 'spawn' : (spec.mode ?? 'inproc');
     return new HostileClient(spec, mode);
   }
@@ -745,7 +746,7 @@ function safeParse(args: string[]): ServerOptions {
 }
 
 /** Promise.race with a timeout whose timer is cleared as soon as the race is decided. */
-export async function raceTimeout<T, U>(ps: Array<Promise<T>>, ms: number, onTimeout: U): Promise<T | U> {
+async function raceTimeout<T, U>(ps: Array<Promise<T>>, ms: number, onTimeout: U): Promise<T | U> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<U>((r) => {
     timer = setTimeout(() => r(onTimeout), ms);
@@ -834,7 +835,7 @@ export function snapshot(dir: string): Map<string, SnapEntry> {
 }
 
 /** Differences between two snapshots as readable lines ([] = identical). */
-export function diffSnapshots(a: Map<string, SnapEntry>, b: Map<string, SnapEntry>): string[] {
+function diffSnapshots(a: Map<string, SnapEntry>, b: Map<string, SnapEntry>): string[] {
   const diffs: string[] = [];
   for (const [k, v] of a) {
     const w = b.get(k);

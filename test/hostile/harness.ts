@@ -71,7 +71,7 @@ export async function runCase(t: Test, spec: CaseSpec, script: Script, exp: Expe
   }
 }
 
-export function check(t: Test, o: Outcome, a: Arena, exp: Expect, scriptError?: unknown): void {
+function check(t: Test, o: Outcome, a: Arena, exp: Expect, scriptError?: unknown): void {
   const codes = Array.isArray(exp.code) ? exp.code : [exp.code];
   if (process.env.HOSTILE_VERBOSE) t.comment(`exit ${o.exitCode} in ${o.ms} ms: ${o.errorText.trim().split('\n').slice(0, 3).join(' | ').slice(0, 300)}`);
   const diag = { exitCode: o.exitCode, errorText: o.errorText.slice(0, 2000), scriptError: scriptError ? String(scriptError) : undefined };

@@ -88,7 +88,7 @@ t.test('an admin key drives the console over ssh -tt', async (t) => {
   c.type('\x03');
   at = await c.waitFor(/rrsyncd> /, at);
   c.type('sessions\r');
-  at = await c.waitFor(/no sessions[\s\S]*rrsyncd> /, at);
+  await c.waitFor(/no sessions[\s\S]*rrsyncd> /, at);
 
   c.type('exit 3\r');
   t.equal(await c.exit, 3, 'the console\'s exit status is the ssh exit status');

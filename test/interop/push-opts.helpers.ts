@@ -3,12 +3,11 @@
  * append/itemize/timeout), on top of lib/interop.ts.
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type Case, type Runs, type RunOpts, type TreeCompareOpts } from './lib/interop.js';
 
 /** Client output lines that must match the reference (sorted; volatile lines dropped). */
-export function outputLines(text: string): string[] {
+function outputLines(text: string): string[] {
   return text
     .split('\n')
     .filter((l) => l !== '')
@@ -19,7 +18,7 @@ export function outputLines(text: string): string[] {
 }
 
 /** stdout and stderr lines of both runs match (after outputLines()). */
-export function sameOutput(t: Test, c: Case, r: Runs, what = 'client output matches the reference'): void {
+function sameOutput(t: Test, c: Case, r: Runs, what = 'client output matches the reference'): void {
   const a = outputLines(`${r.remote.stdout}\n${r.remote.stderr}`);
   const b = outputLines(`${r.local.stdout}\n${r.local.stderr}`);
   t.same(a, b, what, c.describe(r));
@@ -70,8 +69,6 @@ export async function interrupted(c: Case, args: string[], ms: number, o: RunOpt
   await c.runLocal(args, { ...o, keepSources: true, timeoutMs: ms });
 }
 
-export const remoteDir = (c: Case, rel: string): string => join(c.remoteRoot, rel);
-export const localDir = (c: Case, rel: string): string => join(c.localBase, rel);
 
 /**
  * Like lib/interop.ts runAndCompare(), with this file's output comparison: exit code, itemized

@@ -18,6 +18,7 @@ import {
   type ChecksumSpec,
 } from '../../src/protocol/checksum.js';
 import { CAPTURES } from '../helpers/captures.js';
+import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
 
 
 /** The decoded payload bytes of one direction of a capture (hex dump lines only). */
@@ -77,7 +78,7 @@ function signedReference(b: Uint8Array): number {
 }
 
 t.before(async () => {
-  await initChecksums();
+  await initChecksums(hashWasmBinaries());
 });
 
 t.test('names and lengths', async (t) => {

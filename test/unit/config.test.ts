@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { buildKeyRing, tenantGrant } from '../../src/config/keys.js';
+import { buildKeyRing, tenantGrant } from '../../src/ssh/key-ring.js';
 import { ensureHostKey, fingerprintOf, generateEd25519 } from '../../src/ssh/host-keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rrsyncd-config-'));

@@ -10,6 +10,7 @@ import {
 import { chooseSumHead, type BlockSums, type SumHead } from '../../src/protocol/sumhead.js';
 import { BlockSumsBuilder, DeltaMatcher, type DeltaMatcherOptions } from '../../src/engine/delta.js';
 import { CAPTURES } from '../helpers/captures.js';
+import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
 
 type Token = { kind: 'lit'; data: Buffer } | { kind: 'match'; index: number; data: Buffer };
 
@@ -134,7 +135,7 @@ function bytesFrom(rand: () => number, n: number): Buffer {
 }
 
 t.before(async () => {
-  await initChecksums();
+  await initChecksums(hashWasmBinaries());
 });
 
 t.test('BlockSumsBuilder: per-block sums, any chunking', async (t) => {

@@ -13,7 +13,7 @@ import { sortFileList } from '../../src/protocol/flist/flist-sort.js';
 import { isDir, type FileEntry, type FlistOptions } from '../../src/protocol/flist/entry.js';
 import { CAPTURES } from '../helpers/captures.js';
 
-export { CAPTURES };
+;
 
 /**
  * The data bytes of one direction of a capture: the raw remainder after the preamble, or the
@@ -106,7 +106,7 @@ export function collectingWriter(protocol?: number): { w: ProtocolWriter; bytes:
   };
 }
 
-export interface DecodedList {
+interface DecodedList {
   ndxStart: number;
   /** directory index (NDX_FLIST_OFFSET - ndx) that announced this sub-list; -1 for the first list */
   dirIndex: number;

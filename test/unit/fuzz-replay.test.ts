@@ -11,6 +11,7 @@ import { installAllocationGuard, isCleanRejection } from '../../fuzz/harness.js'
 import { TARGETS } from '../../fuzz/targets/index.js';
 import { initChecksums } from '../../src/protocol/checksum.js';
 import { initCompression } from '../../src/protocol/token.js';
+import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
 
 const FUZZ = new URL('../../fuzz/', import.meta.url);
 const OPEN = new URL('crashes/open.json', FUZZ);
@@ -18,7 +19,7 @@ const open: Record<string, string> = existsSync(OPEN) ? (JSON.parse(readFileSync
 /** Generous: the slowest corpus input takes a few ms; a loaded CI machine gets 100x. */
 const MAX_MS_PER_INPUT = 2000;
 
-await Promise.all([initChecksums(), initCompression()]);
+await Promise.all([initChecksums(hashWasmBinaries()), initCompression()]);
 installAllocationGuard();
 
 for (const target of TARGETS) {

@@ -1,5 +1,4 @@
 /** Helpers for the token-stream tests: in-memory reader/writer and capture parsing. */
-import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { ProtocolReader } from '../../src/protocol/input.js';
 import {
@@ -91,10 +90,6 @@ export function captureData(text: string, dir: 'c2s' | 's2c'): Buffer {
     if (inData && /^ {7}[0-9a-f]{2}( [0-9a-f]{2})*\s*$/.test(line)) out.push(Buffer.from(line.trim().replace(/ /g, ''), 'hex'));
   }
   return Buffer.concat(out);
-}
-
-export function loadCapture(file: string, dir: 'c2s' | 's2c'): Buffer {
-  return captureData(readFileSync(file, 'latin1'), dir);
 }
 
 /** Deterministic pseudo-random bytes. */

@@ -69,7 +69,7 @@ function isDigit(c: number | undefined): boolean {
 }
 
 /** util1.c find_filename_suffix(): the "significant" suffix of a name (with its dot), or ''. */
-export function findFilenameSuffix(name: Buffer): Buffer {
+function findFilenameSuffix(name: Buffer): Buffer {
   let start = 0;
   let fnLen = name.length;
   while (fnLen > 0 && name[start] === 0x2e) {
@@ -113,7 +113,7 @@ export function findFilenameSuffix(name: Buffer): Buffer {
 }
 
 /** util1.c fuzzy_distance(): a weighted Levenshtein distance in units of 1<<16. */
-export function fuzzyDistance(s1: Buffer, s2: Buffer, upperLimit: number): number {
+function fuzzyDistance(s1: Buffer, s2: Buffer, upperLimit: number): number {
   const len1 = s1.length;
   const len2 = s2.length;
   if (Math.abs(len1 - len2) * UNIT > upperLimit) return 0xffff * UNIT + 1;

@@ -22,9 +22,9 @@ import { physOf, type DirNode, type SEntry } from './entry.js';
 import type { SenderWalker } from './walk.js';
 
 /** rsync's MIN_FILECNT_LOOKAHEAD: unfinished files the client should always have listed. */
-export const MIN_FILECNT_LOOKAHEAD = 1000;
+const MIN_FILECNT_LOOKAHEAD = 1000;
 /** rsync's MAX_FILECNT_LOOKAHEAD: how far ahead we list while the client is quiet. */
-export const MAX_FILECNT_LOOKAHEAD = 2500;
+const MAX_FILECNT_LOOKAHEAD = 2500;
 
 /** One file list sent to the client: the first list, or (incremental recursion) a directory's. */
 interface SendList {

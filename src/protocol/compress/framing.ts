@@ -15,15 +15,6 @@ export const MAX_DATA_COUNT = 16383;
 /** rsync's CHUNK_SIZE: literal input is handed to the compressor in pieces of this size. */
 export const CHUNK_SIZE = 32 * 1024;
 
-/** Writes `data` as DEFLATED_DATA chunks (each <= MAX_DATA_COUNT bytes). */
-export function writeDeflatedData(w: ProtocolWriter, data: Uint8Array): void {
-  for (let off = 0; off < data.length; off += MAX_DATA_COUNT) {
-    const n = Math.min(MAX_DATA_COUNT, data.length - off);
-    writeDataHeader(w, n);
-    w.bytes(data.subarray(off, off + n));
-  }
-}
-
 export function writeDataHeader(w: ProtocolWriter, n: number): void {
   w.u8(DEFLATED_DATA | (n >> 8));
   w.u8(n & 0xff);

@@ -21,7 +21,7 @@ export function lz4CompressBound(n: number): number {
 }
 
 /** rsync's receive buffer size: max(LZ4_compressBound(CHUNK_SIZE), MAX_DATA_COUNT + 2). */
-export const LZ4_MAX_DECODED = Math.max(lz4CompressBound(CHUNK_SIZE), MAX_DATA_COUNT + 2);
+const LZ4_MAX_DECODED = Math.max(lz4CompressBound(CHUNK_SIZE), MAX_DATA_COUNT + 2);
 
 const hashTable = new Int32Array(1 << HASH_LOG);
 

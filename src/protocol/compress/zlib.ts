@@ -30,7 +30,7 @@ const DEFLATE_OUT = 64 * 1024;
 const SYNC_MARKER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const EMPTY = Buffer.alloc(0);
 
-export const ZLIB_DEFAULT_LEVEL = 6;
+const ZLIB_DEFAULT_LEVEL = 6;
 
 export function clampZlibLevel(level: number | undefined): number {
   if (level === undefined || level < 0) return ZLIB_DEFAULT_LEVEL;
@@ -275,7 +275,7 @@ export class ZlibCompressor implements LiteralCompressor {
  * The pieces (<= 65535 bytes) a matched block is fed in. Protocol < 31 bug, replicated: the
  * offset never advances, so every piece repeats the block's first bytes.
  */
-export function* historyPieces(block: Buffer, protocol: number): Generator<Buffer> {
+function* historyPieces(block: Buffer, protocol: number): Generator<Buffer> {
   let left = block.length;
   let off = 0;
   while (left > 0) {

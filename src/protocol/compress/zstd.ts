@@ -10,7 +10,7 @@ import { zstdBinding } from '../../patches/zstd-napi.js';
 
 const binding = zstdBinding;
 
-export const ZSTD_DEFAULT_LEVEL = 3;
+const ZSTD_DEFAULT_LEVEL = 3;
 /** Decompressed pieces handed to the receiver (rsync: 2 x ZSTD_DStreamOutSize()). */
 const ZSTD_OUT_PIECE = 128 * 1024;
 /** Same default limit as libzstd (ZSTD_WINDOWLOG_LIMIT_DEFAULT): refuses frames needing > 128 MiB. */

@@ -21,7 +21,7 @@ class NameCursor {
   type = ITEM;
 
   constructor(
-    private readonly dir: string | null,
+    dir: string | null,
     private readonly base: string,
     private readonly isDir: boolean,
     private readonly tPath: number,

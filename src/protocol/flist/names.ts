@@ -12,7 +12,7 @@ export function unsafePath(name: string): ProtocolError {
  * rsync's clean_fname(CFN_REFUSE_DOT_DOT_DIRS): drops duplicate slashes, interior "." components
  * and a trailing slash; returns null when a ".." component is present. A leading '/' is kept.
  */
-export function cleanFileName(name: string): string | null {
+function cleanFileName(name: string): string | null {
   if (isAlreadyClean(name)) return name;
   const anchored = name.charCodeAt(0) === 0x2f;
   const parts: string[] = [];

@@ -39,7 +39,7 @@ export const hardLinkTree = (): Node[] => [
 
 export const inDir = (d: string, nodes: Node[]): Node[] => nodes.map((n) => ({ ...n, path: Buffer.concat([Buffer.from(`${d}/`), Buffer.from(n.path)]) }));
 
-export const oddTimesTree = (): Node[] => [
+const oddTimesTree = (): Node[] => [
   file('future-2100', 'f\n', { mtime: { sec: 4102444800, nsec: 123456789 } }),
   file('pre-1970', 'p\n', { mtime: { sec: -86400 * 365, nsec: 987654321 } }),
   file('epoch', 'e\n', { mtime: { sec: 0 } }),

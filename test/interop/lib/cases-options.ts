@@ -39,7 +39,7 @@ const bigEdited = (): Buffer => {
 };
 
 /** Source side of the scenario. */
-export const scenarioSrc = (): Node[] => [
+const scenarioSrc = (): Node[] => [
   file('same.txt', 'same\n', { mtime: M_SAME }),
   file('changed.txt', 'new content\n'),
   file('dst-newer.txt', 'src version\n', { mtime: { sec: 1_500_000_000 } }),
@@ -53,7 +53,7 @@ export const scenarioSrc = (): Node[] => [
 ];
 
 /** Destination side of the scenario (seeded identically for our run and the reference run). */
-export const scenarioDst = (): Node[] => [
+const scenarioDst = (): Node[] => [
   file('same.txt', 'same\n', { mtime: M_SAME }),
   file('changed.txt', 'old\n', { mtime: M_OLD }),
   file('dst-newer.txt', 'dst version, newer\n', { mtime: M_NEWER }),

@@ -16,8 +16,8 @@ import { runRsyncSession } from '../../../src/engine/session.js';
 import { defaultGrant, type Grant } from '../../../src/policy/grant.js';
 import type { ChangePolicy } from '../../../src/gateway/index.js';
 
-export const RSH_CLIENT_NODE = fileURLToPath(new URL('./rsh-client.mjs', import.meta.url));
-export const RSH_CLIENT_PERL = fileURLToPath(new URL('./rsh-client.pl', import.meta.url));
+const RSH_CLIENT_NODE = fileURLToPath(new URL('./rsh-client.mjs', import.meta.url));
+const RSH_CLIENT_PERL = fileURLToPath(new URL('./rsh-client.pl', import.meta.url));
 /** The perl client starts ~10x faster than node; RRSYNCD_IT_RSH_CLIENT=node forces the node one. */
 function rshCommand(): string {
   if (process.env.RRSYNCD_IT_RSH_CLIENT !== 'node' && existsSync('/usr/bin/perl')) return `/usr/bin/perl ${RSH_CLIENT_PERL}`;
@@ -25,7 +25,7 @@ function rshCommand(): string {
 }
 
 /** The word splitting test/pipe/server.ts applies (POSIX-shell-like, as sshd's `sh -c` would). */
-export function splitLikeShell(cmd: string): string[] {
+function splitLikeShell(cmd: string): string[] {
   return splitShellWords(cmd);
 }
 

@@ -30,7 +30,7 @@
  * <case>/server.log (tail printed on a tree mismatch); RRSYNCD_IT_KEEP=1 keeps case dirs;
  * RRSYNCD_IT_MTIME_US=1 compares mtimes to the microsecond only; RRSYNCD_IT_CPU=1 reports CPU use.
  */
-import { lstat, lutimes, mkdir, mkdtemp, readFile, rm, symlink, link, writeFile, chmod } from 'node:fs/promises';
+import { lutimes, mkdir, mkdtemp, rm, symlink, link, writeFile, chmod } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Test } from 'tap';
 import { tmpdir } from 'node:os';
@@ -55,7 +55,7 @@ try {
  * Precision of the mtime comparison, in ns. Exact nanoseconds need the native addon (utimensat):
  * through libuv the sandbox can only set whole microseconds. RRSYNCD_IT_MTIME_US=1 forces µs.
  */
-export const MTIME_PRECISION_NS: bigint = native?.utimensat && !process.env.RRSYNCD_IT_MTIME_US ? 1n : 1000n;
+const MTIME_PRECISION_NS: bigint = native?.utimensat && !process.env.RRSYNCD_IT_MTIME_US ? 1n : 1000n;
 
 export const PROTOCOLS = [27, 28, 29, 30, 31, 32] as const;
 export const PIPE_RSH = join(REPO, 'test/pipe/rsh.sh');
@@ -68,7 +68,7 @@ export const SLOW_RSH = join(REPO, 'test/interop/lib/slow-rsh.sh');
  * remote shell (same roles, delta, itemize and stats as a real remote); 'local': a plain local copy
  * (`rsync <args> src/ dst/`).
  */
-export const REFERENCE: 'server' | 'local' = process.env.RRSYNCD_IT_REF === 'local' ? 'local' : 'server';
+const REFERENCE: 'server' | 'local' = process.env.RRSYNCD_IT_REF === 'local' ? 'local' : 'server';
 
 type Tap = Test;
 
@@ -208,7 +208,7 @@ export async function buildTree(root: string, nodes: Node[]): Promise<void> {
 
 let timeCounter = 0;
 /** A distinct past time (2020-09 + n hours) with sub-microsecond digits. */
-export function pastTime(): Mtime {
+function pastTime(): Mtime {
   const n = ++timeCounter;
   return { sec: 1_600_000_000 + n * 3600 + (process.pid % 1000), nsec: (n * 987_654_321 + 123_456_789) % 1_000_000_000 };
 }
@@ -557,7 +557,7 @@ function tail(path: string): string {
   }
 }
 
-export async function cpA(from: string, to: string): Promise<void> {
+async function cpA(from: string, to: string): Promise<void> {
   const r = await run('cp', ['-a', '--', from, to]);
   if (r.code !== 0) throw new Error(`cp -a ${from} ${to}: ${r.stderr}`);
 }
@@ -568,7 +568,7 @@ function floorDiv(a: bigint, b: bigint): bigint {
 }
 
 /** compareTrees with mtimes compared to MTIME_PRECISION_NS. */
-export function diffTrees(a: TreeSnapshot, b: TreeSnapshot, opts: TreeCompareOpts = {}): string[] {
+function diffTrees(a: TreeSnapshot, b: TreeSnapshot, opts: TreeCompareOpts = {}): string[] {
   const diffs = compareTrees(a, b, { ...opts, ignoreMtimes: true });
   if (opts.ignoreMtimes) return diffs;
   const prec = opts.mtimeSecondsOnly ? 1_000_000_000n : (opts.mtimePrecisionNs ?? MTIME_PRECISION_NS);
@@ -589,7 +589,7 @@ export function diffTrees(a: TreeSnapshot, b: TreeSnapshot, opts: TreeCompareOpt
 const ITEM_RE = /^([<>ch.*])([fdLDS])([-+.?a-zA-Z ]{9}) (.*)$/;
 
 /** Itemized lines (-i), with the direction char normalised (`<` sent / `>` received both → `>`), sorted. */
-export function itemized(stdout: string): string[] {
+function itemized(stdout: string): string[] {
   const out: string[] = [];
   for (const line of stdout.split('\n')) {
     if (line.startsWith('created directory ')) {
@@ -625,7 +625,7 @@ export function statNum(s: Record<string, string>, key: string): number {
 }
 
 /** Stats that must agree between a run against rrsyncd and the local reference run. */
-export const COMPARABLE_STATS = [
+const COMPARABLE_STATS = [
   'Number of files',
   'Number of created files',
   'Number of deleted files',
@@ -693,7 +693,7 @@ export async function runAndCompare(
   return r;
 }
 
-export { lstat, readFile, writeFile, rm, mkdir };
+;
 
 /** Extra args for the reference so it uses the delta algorithm like a remote transfer (local copies default to -W). */
 export const REF_DELTA: string[] = REFERENCE === 'local' ? ['--no-W'] : [];

@@ -6,9 +6,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultGrant, type Grant } from '../policy/grant.js';
-import { KeyRing, parseAuthorizedKeys, type KeyEntry } from '../ssh/authorized-keys.js';
-import type { Config } from './load.js';
-import type { TenantConfig } from './schema.js';
+import { KeyRing, parseAuthorizedKeys, type KeyEntry } from './authorized-keys.js';
+import type { Config } from '../config/load.js';
+import type { TenantConfig } from '../config/schema.js';
 
 export interface KeyRingResult {
   ring: KeyRing;
@@ -46,7 +46,7 @@ function readText(path: string, errors: string[]): string | undefined {
 }
 
 /** The invoking user's public keys: ~/.ssh/authorized_keys plus ~/.ssh/id_*.pub (whichever exist). */
-export function demoKeyFiles(home: string): string[] {
+function demoKeyFiles(home: string): string[] {
   const dir = join(home, '.ssh');
   let names: string[];
   try {
