@@ -32,6 +32,8 @@ export interface NativeBinding {
 }
 
 function load(): NativeBinding | null {
+  // RRSYNCD_NATIVE=off runs the pure-Node fallbacks (CI runs the sandbox tests so, see .ci/run).
+  if (process.env.RRSYNCD_NATIVE === 'off') return null;
   try {
     const require = createRequire(import.meta.url);
     const b = require('rrsyncd-native') as NativeBinding | null;

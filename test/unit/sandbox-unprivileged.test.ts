@@ -13,6 +13,7 @@ const TSX_LOADER = path.resolve('node_modules/tsx/dist/loader.mjs');
 /** Why the test cannot run here, or false: it needs root, and a checkout nobody can read. */
 function cannotRun(): string | false {
   if (process.getuid?.() !== 0) return 'needs root to switch to nobody';
+  if (process.env.RRSYNCD_NATIVE === 'off') return 'unnamed files need the native addon (RRSYNCD_NATIVE=off)';
   const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(TSX_LOADER)}, 4)`], {
     uid: NOBODY,
     gid: NOBODY,

@@ -16,7 +16,7 @@ t.test('open: missing root and non-directory root fail', async (t) => {
   t.throws(() => Sandbox.open(path.join(root, 'f')), { code: 'ENOTDIR' });
 });
 
-t.test('unnamed files: invisible until named, never replace an existing name', async (t) => {
+t.test('unnamed files: invisible until named, never replace an existing name', { skip: nativeBinding ? false : 'unnamed files need the native addon' }, async (t) => {
   const root = tmpRoot(t);
   const sb = Sandbox.open(root);
   t.teardown(() => sb.close());
