@@ -1,7 +1,7 @@
 // Metrics and health: /metrics counters move with a real push and a refusal, /readyz goes 503 on
 // SIGTERM while a transfer drains, and the exec summary record has what an operator asks for.
 import t, { type Test } from 'tap';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, sshOptionArgs, startServer, type TestServer } from '../helpers/server.js';
@@ -58,6 +58,9 @@ t.test('counters move with a real push, a delete and a refusal', async (t) => {
   const b = Buffer.alloc(100_000, 7);
   b[50_000] = 1;
   await writeFile(join(d, 'src', 'sub', 'b.bin'), b);
+  // same size: a later mtime makes the quick check see the change even within the first push's second
+  const later = Date.now() / 1000 + 60;
+  await utimes(join(d, 'src', 'sub', 'b.bin'), later, later);
   const del = await srv.rsync(['-a', '--delete', '--no-W', 'src/', srv.remote('dest/')], { cwd: d });
   t.equal(del.code, 0, del.stderr);
   const delRec = await srv.waitForLog((l) => l.event === 'exec' && l.deletions === 1);
