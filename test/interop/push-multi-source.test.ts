@@ -20,7 +20,8 @@ for (const proto of PROTOCOLS) {
 
 t.test('-R of a directory and a file inside it', async (t) => {
   const c = await newCase(t, tr, 'push', tree());
-  await runAndCompare(t, c, ['-aR', '-i'], { srcs: ['src/./m1', 'src/./m1/x/a'] });
+  // with -R the destination dir itself is not in the list: its mtime is when each run made it
+  await runAndCompare(t, c, ['-aR', '-i'], { srcs: ['src/./m1', 'src/./m1/x/a'], compare: { ignoreRootMtime: true } });
 });
 
 t.test('m1/ m2/ with --delete into an existing destination', async (t) => {
