@@ -137,7 +137,7 @@ t.test('--safe-links --backup drops an unsafe destination symlink (ki72-safe-lin
   await sameTrees(t, dir);
 });
 
-t.test('--info=BACKUP,SKIP lines reach the client (backup, exclude)', todo(9, 'the lines are never sent'), async (t) => {
+t.test('--info=BACKUP,SKIP lines reach the client (backup, exclude)', async (t) => {
   const dir = await fresh('info');
   await writeFile(join(dir, 's/f'), 'new\n');
   await writeFile(join(dir, 's/g'), 's\n');

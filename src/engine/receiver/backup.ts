@@ -105,7 +105,7 @@ export class Backups {
   }
 
   private reportBackedUp(dest: string): void {
-    if (this.s.infoName >= 2) sendInfo(this.s.ctx, `backed up ${this.s.relToBase(dest)} to ${this.shownName(dest)}\n`);
+    if (this.s.info.gte('BACKUP')) sendInfo(this.s.ctx, `backed up ${this.s.relToBase(dest)} to ${this.shownName(dest)}\n`);
   }
 
   /** The backup's name as the reference prints it (relative to the destination). */
