@@ -106,3 +106,19 @@ for (const args of [
     await runAndCompare(t, c, ['-a', '-b', ...args], { compare });
   });
 }
+
+// --safe-links: a destination symlink pointing out of the transfer is not backed up when it is
+// replaced or deleted ("not backing up unsafe symlink" at --info=SYMSAFE, which -v implies).
+for (const args of [['-v'], ['--protocol=29'], ['-v', '--backup-dir=bak', '--delete', '--protocol=31'], ['--info=symsafe0', '-v', '--delete']]) {
+  t.test(`--safe-links -b ${args.join(' ')}`, async (t) => {
+    const c = await newCase(t, tr, 'push', [file('escape', 'n\n'), file('inside', 'i\n'), file('sub/up', 'u\n')]);
+    await c.seedDst([
+      slink('escape', '../../sensitive'),
+      slink('inside', 'sub/up'),
+      slink('sub/up', '../escape'),
+      slink('gone-unsafe', '/etc/passwd'),
+      slink('gone-safe', 'inside'),
+    ]);
+    await runAndCompare(t, c, ['-a', '-i', '--safe-links', '-b', ...args], { compare });
+  });
+}
