@@ -154,7 +154,7 @@ t.test('--info=BACKUP,SKIP lines reach the client (backup, exclude)', async (t) 
   t.same(lines(local), ['backed up f to f~', 'g is newer'], 'what rsync prints');
 });
 
-t.test('merge-file depth limit in rsync\'s words (filter-merge-recursion)', todo(11, 'rrsyncd wording, exit 1'), async (t) => {
+t.test('merge-file depth limit in rsync\'s words (filter-merge-recursion)', async (t) => {
   const dir = await fresh('mergedepth');
   await writeFile(join(dir, 's/file.txt'), 'hello\n');
   await writeFile(join(dir, 's/.merge'), '. .merge\n');
