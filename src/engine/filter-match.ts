@@ -120,6 +120,25 @@ interface Source {
   depth: number;
   /** Basenames of active dir-merge files (a repeated one is ignored, as in the reference). */
   activeNames: Set<string>;
+  /** The file being parsed, by a name safe to show (null: a file named it, or none). */
+  file: string | null;
+  /** Where the file being parsed was named, when a file named it (null: not known). */
+  namedAt: string | null;
+  /** The line (or, for word-split files, -1) of the rule being parsed. */
+  line: number;
+}
+
+/** exclude.c rule_src_where(): where the rule being parsed comes from, never what it says. */
+function sourceWhere(src: Source): string {
+  if (src.file === null) return src.namedAt === null ? 'a file read earlier' : `a file named at ${src.namedAt}`;
+  return src.line < 0 ? src.file : `${src.file} line ${src.line}`;
+}
+
+/** The content of a file named by `src`'s rule `shown` (exclude.c parse_filter_file()'s provenance). */
+function contentSource(src: Source, shown: string, wordSplit: boolean, rest: Pick<Source, 'anchorDir' | 'dir' | 'depth' | 'activeNames'>): Source {
+  const line = wordSplit ? -1 : 0;
+  if (src.fromFile) return { ...rest, fromFile: true, file: null, namedAt: sourceWhere(src), line };
+  return { ...rest, fromFile: true, file: shown, namedAt: null, line };
 }
 
 export class FilterSet {
@@ -148,7 +167,7 @@ export class FilterSet {
       if (opts.side === 'sender' || opts.protocol < 29) all.push(parseRuleWithTemplate(':C', 30, NO_TEMPLATE));
       if (opts.side === 'sender') all.push(parseRuleWithTemplate('-C', 30, NO_TEMPLATE));
     }
-    const src: Source = { fromFile: false, anchorDir: '', dir: '', depth: 0, activeNames: new Set() };
+    const src: Source = { fromFile: false, anchorDir: '', dir: '', depth: 0, activeNames: new Set(), file: null, namedAt: null, line: 0 };
     this.top = [];
     for (const rule of all) this.addRule(this.top, rule, src);
     this.hasDirMerge = this.top.some((e) => e.kind === 'dirMerge');
@@ -201,8 +220,10 @@ export class FilterSet {
     const inherited = slot.noInherit ? null : (parentState?.get(slot) ?? null);
     state.set(slot, { local: [], parent: inherited }); // placeholder against cycles
     // Anchored rules of a per-directory file anchor at its directory.
-    const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames };
-    const shown = slot.nameFromFile ? HIDDEN_NAME : quoted(joinRel(dir, slot.fileName));
+    // A name from a file's content is a deferred merge: the reference no longer knows where from.
+    const file = slot.nameFromFile ? null : joinRel(dir, slot.fileName);
+    const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames, file, namedAt: null, line: slot.template.wordSplit ? -1 : 0 };
+    const shown = file === null ? HIDDEN_NAME : quoted(file);
     const { entries, cleared } = this.readRules(dir, slot.fileName, slot.template, shown, content, false);
     const list: MergeList =
       entries.length === 0 && !cleared ? (inherited ?? EMPTY_LIST) : { local: entries, parent: cleared ? null : inherited };
@@ -236,8 +257,9 @@ export class FilterSet {
     }
     this.buildRules += tokens.length;
     let where = 0;
-    for (const token of tokens) {
+    for (const { rule: token, line } of tokens) {
       where++;
+      content.line = line;
       let rule: FilterRule;
       try {
         rule = parseRuleWithTemplate(token, 32, template);
@@ -245,7 +267,7 @@ export class FilterSet {
         if (err instanceof ProtocolError) {
           // Never quote merge-file content: the peer picks the file (docs/attacks.md §2.4).
           const what = err instanceof FilterSyntaxError ? 'invalid filter rule' : 'unusable filter rule';
-          throw new ProtocolError(`rrsyncd: ${what} in filter merge file ${shown} (${template.wordSplit ? 'word' : 'line'} ${where})`, ExitCode.SYNTAX);
+          throw new ProtocolError(`rrsyncd: ${what} in filter merge file ${shown} (${template.wordSplit ? `word ${where}` : `line ${line}`})`, ExitCode.SYNTAX);
         }
         throw err;
       }
@@ -275,8 +297,13 @@ export class FilterSet {
     }
   }
 
+  /** who_am_i() where filter files are read. */
+  private who(): string {
+    return this.side === 'sender' ? 'sender' : 'generator';
+  }
+
   private tooLarge(template: RuleTemplate, shown: string): ProtocolError {
-    const who = this.side === 'sender' ? 'sender' : 'generator';
+    const who = this.who();
     const kind = template.noPrefixes === 'include' ? 'include' : 'exclude';
     return new ProtocolError(
       `rsync: [${who}] failed to open ${kind} file ${shown}: ${errnoText('EFBIG')} (larger than ${MAX_MERGE_FILE_BYTES} bytes)`,
@@ -336,7 +363,8 @@ export class FilterSet {
       throw new ProtocolError(`rrsyncd: filter merge file ${shown} is outside the transfer`, ExitCode.SYNTAX);
     }
     if (src.depth >= MAX_MERGE_DEPTH) {
-      throw new ProtocolError(`rrsyncd: filter merge-file nesting deeper than ${MAX_MERGE_DEPTH}`, ExitCode.SYNTAX);
+      const at = src.fromFile ? `<rule from ${sourceWhere(src)}>` : rule.pattern;
+      throw new ProtocolError(`[${this.who()}] merge-file include depth limit (${MAX_MERGE_DEPTH}) exceeded at ${at}`, ExitCode.FILEIO);
     }
     const name = baseName(rule.pattern);
     // A merge rule whose rules all belong to the other side contributes nothing here.
@@ -368,7 +396,7 @@ export class FilterSet {
     const fileName = clean.pop();
     if (fileName === undefined) throw new ProtocolError('rrsyncd: empty filter merge file name', ExitCode.SYNTAX);
     // Anchored rules of a ". FILE" anchor at the transfer root (no XFLG_ANCHORED2ABS in the reference).
-    const content: Source = { ...src, fromFile: true, anchorDir: '', depth: src.depth + 1 };
+    const content = contentSource(src, rule.pattern, template.wordSplit, { anchorDir: '', dir: src.dir, depth: src.depth + 1, activeNames: src.activeNames });
     const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
     const { entries, cleared } = this.readRules(clean.join('/'), fileName, template, shown, content, true);
     if (cleared) list.length = 0;
@@ -415,16 +443,18 @@ function excludeSelfRule(name: string): FilterRule {
 }
 
 /** Splits merge-file text into rule strings: words, or lines without comments (parse_filter_file). */
-function splitMergeFile(text: string, wordSplit: boolean): string[] {
-  const out: string[] = [];
+function splitMergeFile(text: string, wordSplit: boolean): Array<{ rule: string; line: number }> {
+  const out: Array<{ rule: string; line: number }> = [];
   if (wordSplit) {
-    for (const w of text.split(/[ \t\n\v\f\r]+/)) if (w.length > 0 && w.length <= MAX_MERGE_LINE) out.push(w);
+    for (const w of text.split(/[ \t\n\v\f\r]+/)) if (w.length > 0 && w.length <= MAX_MERGE_LINE) out.push({ rule: w, line: -1 });
     return out;
   }
-  for (const line of text.split(/\r\n|\r|\n/)) {
+  const lines = text.split(/\r\n|\r|\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
     if (line.length === 0 || line.length > MAX_MERGE_LINE) continue;
     if (line.startsWith(';') || line.startsWith('#')) continue;
-    out.push(line);
+    out.push({ rule: line, line: i + 1 });
   }
   return out;
 }

@@ -121,6 +121,23 @@ t.test('-z with --skip-compress, --compress-choice, --checksum, --dry-run, --max
   }
 });
 
+// exclude.c parse_filter_file(): the 33rd nested merge file is refused where it was named, by
+// where (never by its name or content), and the sender exits with 11 (RERR_FILEIO). The stock
+// client then reports 12 (connection closed); ours does at protocol 29, and 11 from protocol 30.
+for (const p of [29, 32]) {
+  t.test(`a merge file nested past the depth limit: rsync's words, exit 11 (--protocol=${p})`, async (t) => {
+    const c = await newCase(t, tr, D, [file('file.txt', 'hello\n'), file('.merge', '. .merge\n')]);
+    const r = await c.run(['-a', '--filter=: .merge', `--protocol=${p}`]);
+    t.ok([11, 12].includes(r.remote.code), `exit ${r.remote.code}`, c.describe(r));
+    t.not(r.local.code, 0, 'the reference fails too');
+    const nesting = (s: string): string | undefined =>
+      /\[sender\] merge-file include depth limit \(32\) exceeded at <rule from ((?:a file named at ){31})\S*\.merge line 1>/.exec(s)?.[1];
+    t.ok(nesting(r.remote.stderr), 'the message and where', c.describe(r));
+    t.equal(nesting(r.remote.stderr), nesting(r.local.stderr), 'as the reference says it');
+    t.notOk(r.remote.stderr.includes(c.dir), 'no server path shown');
+  });
+}
+
 t.test('--checksum picks a same-size, same-mtime file whose content differs', async (t) => {
   const when = { sec: 1_600_000_000, nsec: 0 };
   const c = await newCase(t, tr, D, [file('x.txt', 'content A\n', { mtime: when }), file('y.txt', 'same\n', { mtime: when })]);

@@ -89,3 +89,36 @@ t.test('--backup replacing a symlink and a file with a directory (--force)', asy
   await c.seedDst([slink('was-link', 'somewhere'), file('was-file', 'plain\n')]);
   await runAndCompare(t, c, ['-a', '-i', '-b', '--force'], { compare });
 });
+
+// --info=BACKUP / SKIP (the client forwards them): "backed up X to Y", "X is newer", "X is over
+// max-size"; an explicit level overrides what -vv implies.
+const NEWER = { sec: 2_000_000_000, nsec: 0 };
+for (const args of [
+  ['--info=BACKUP,SKIP', '-u'],
+  ['--info=BACKUP,SKIP', '-u', '--protocol=29'],
+  ['--info=skip', '--max-size=100k', '--protocol=30'],
+  ['-vv', '--info=BACKUP0,SKIP0', '-u'],
+  ['-v', '--info=backup', '--backup-dir=bak'],
+]) {
+  t.test(`-b ${args.join(' ')}`, async (t) => {
+    const c = await newCase(t, tr, 'push', src());
+    await c.seedDst([...dst().filter((n) => n.path !== 'd/x.txt'), file('d/x.txt', 'x newer\n', { mtime: NEWER })]);
+    await runAndCompare(t, c, ['-a', '-b', ...args], { compare });
+  });
+}
+
+// --safe-links: a destination symlink pointing out of the transfer is not backed up when it is
+// replaced or deleted ("not backing up unsafe symlink" at --info=SYMSAFE, which -v implies).
+for (const args of [['-v'], ['--protocol=29'], ['-v', '--backup-dir=bak', '--delete', '--protocol=31'], ['--info=symsafe0', '-v', '--delete']]) {
+  t.test(`--safe-links -b ${args.join(' ')}`, async (t) => {
+    const c = await newCase(t, tr, 'push', [file('escape', 'n\n'), file('inside', 'i\n'), file('sub/up', 'u\n')]);
+    await c.seedDst([
+      slink('escape', '../../sensitive'),
+      slink('inside', 'sub/up'),
+      slink('sub/up', '../escape'),
+      slink('gone-unsafe', '/etc/passwd'),
+      slink('gone-safe', 'inside'),
+    ]);
+    await runAndCompare(t, c, ['-a', '-i', '--safe-links', '-b', ...args], { compare });
+  });
+}

@@ -145,6 +145,18 @@ for (const extra of [[], ['--protocol=28'], ['--protocol=30'], ['-H'], ['--delet
   });
 }
 
+// An earlier partial file in .~tmp~ is the basis; from protocol 30 (CF_INPLACE_PARTIAL_DIR) it is
+// updated in place, so the delayed rename has nothing to move.
+for (const p of [29, 31, 32]) {
+  t.test(`--delay-updates over an existing .~tmp~/NAME (--protocol=${p})`, async (t) => {
+    const c = await newCase(t, tr, 'push', changingTree());
+    await c.seedDst([...changingDst(), dir('.~tmp~'), file('.~tmp~/big.bin', BIG.subarray(0, 300_000)), file('.~tmp~/a.txt', 'old partial\n')]);
+    const r = await runAndCompare(t, c, ['-a', '-i', '--stats', '--delay-updates', `--protocol=${p}`]);
+    t.equal(statNum(stats(r.remote.stdout), 'Matched data'), statNum(stats(r.local.stdout), 'Matched data'), 'matched data as the reference');
+    t.notOk(await exists(c.remoteDst('dst/.~tmp~')), '.~tmp~ removed');
+  });
+}
+
 t.test('--delay-updates with hard links: the links follow the delayed file', async (t) => {
   const c = await newCase(t, tr, 'push', [file('h/one', 'linked\n'), { path: 'h/two', type: 'hardlink', target: 'h/one' }, file('z', 'z\n')]);
   await runAndCompare(t, c, ['-a', '-H', '-i', '--delay-updates']);

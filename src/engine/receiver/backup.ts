@@ -3,7 +3,7 @@
  * when new data will replace it, a rename when it is deleted, a copy across filesystems) before
  * anything replaces or removes it.
  */
-import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
+import { isUnsafeSymlink, SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
 import { type Attrs } from '../../sandbox/attrs.js';
 import { sendInfo, sendTransferError } from '../messages.js';
 import { baseOf, dirOf, joinRel } from '../relpath.js';
@@ -42,6 +42,10 @@ export class Backups {
     if (!st || st.type === 'dir') return 'nothing';
     const backup = this.nameFor(dest);
     try {
+      if (st.type === 'symlink' && this.unsafeLinkDropped(dest)) {
+        this.reportBackedUp(dest);
+        return 'kept';
+      }
       this.ensureDirs(backup);
       let ret: BackupResult;
       try {
@@ -58,6 +62,29 @@ export class Backups {
       sendTransferError(this.s.ctx, `rsync: [generator] make_backup "${printable(this.s.relToBase(dest))}": ${err.message}`);
       return 'failed';
     }
+  }
+
+  /**
+   * --safe-links: a symlink that points out of the transfer is not backed up (the caller then
+   * replaces or removes it, as it does after a copy). An unreadable target counts as unsafe.
+   */
+  private unsafeLinkDropped(dest: string): boolean {
+    const o = this.s.opts;
+    if (!o.links || !o.safeLinks) return false;
+    const name = printable(this.s.relToBase(dest));
+    let target = '';
+    try {
+      target = this.s.sandbox.readlink(dest);
+    } catch (err) {
+      if (!(err instanceof SandboxError)) throw err;
+    }
+    if (target === '') {
+      if (this.s.info.gte('SYMSAFE')) sendInfo(this.s.ctx, `not backing up symlink with unreadable target "${name}"\n`);
+      return true;
+    }
+    if (!isUnsafeSymlink(target, this.s.relToBase(dest))) return false;
+    if (this.s.info.gte('SYMSAFE')) sendInfo(this.s.ctx, `not backing up unsafe symlink "${name}" -> "${printable(target)}"\n`);
+    return true;
   }
 
   /** --inplace --backup: the old data is copied to the backup first (it is then the basis, 0x82). */
@@ -105,7 +132,7 @@ export class Backups {
   }
 
   private reportBackedUp(dest: string): void {
-    if (this.s.infoName >= 2) sendInfo(this.s.ctx, `backed up ${this.s.relToBase(dest)} to ${this.shownName(dest)}\n`);
+    if (this.s.info.gte('BACKUP')) sendInfo(this.s.ctx, `backed up ${this.s.relToBase(dest)} to ${this.shownName(dest)}\n`);
   }
 
   /** The backup's name as the reference prints it (relative to the destination). */

@@ -139,7 +139,7 @@ function setupBackupDir(s: ReceiverState, backupDir: string): void {
   if (st && st.type !== 'dir') {
     throw new RsyncError(`The backup-dir is not a directory: ${printable(backupDir)}`, ExitCode.SYNTAX);
   }
-  if (s.infoName >= 2) sendInfo(s.ctx, `${st ? '' : '(new) '}backup_dir is ${printable(backupDir.replace(/\/+$/, ''))}\n`);
+  if (s.info.gte('BACKUP')) sendInfo(s.ctx, `${st ? '' : '(new) '}backup_dir is ${printable(backupDir.replace(/\/+$/, ''))}\n`);
 }
 
 function setupAltDest(s: ReceiverState): void {

@@ -197,7 +197,7 @@ export class FileGenerator {
   }
 
   private skipInfo(text: string): true {
-    if (this.s.infoName >= 2) sendInfo(this.s.ctx, `${text}\n`);
+    if (this.s.info.gte('SKIP')) sendInfo(this.s.ctx, `${text}\n`);
     return true;
   }
 

@@ -421,7 +421,9 @@ export class Receive {
       sendTransferError(this.s.ctx, `Unable to create partial-dir for ${printable(name)} -- discarding ${ok ? 'completed' : 'partial'} file.`);
       return 'failed';
     }
-    if (!this.s.places.partialDir && this.backups.active(p.redo) && this.backups.make(p.dest, false) === 'failed') {
+    if (t.oneInplace) {
+      // The partial file was updated in place: the data already is at partialPtr.
+    } else if (!this.s.places.partialDir && this.backups.active(p.redo) && this.backups.make(p.dest, false) === 'failed') {
       unlinkQuiet(fs, t.tempRel!);
     } else {
       fs.rename(t.tempRel!, partialPtr, 'partial');

@@ -16,6 +16,7 @@ import { Notifier } from '../notifier.js';
 import { baseOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import type { AltDestType, PartialDir } from './basis-dirs.js';
+import { InfoLevels } from '../info-levels.js';
 
 /** One received file list: the whole list, or (incremental recursion) one directory's children. */
 export interface FileList {
@@ -59,6 +60,8 @@ export class ReceiverState {
   readonly fs: Gateway;
   readonly inc: boolean;
   readonly infoName: number;
+  /** The client's --info levels (BACKUP, SKIP, …) as -v and --info set them. */
+  readonly info: InfoLevels;
   /** stdout_format_has_i on the server: 0, 1 (%i) or 2 (%i%I). */
   readonly hasI: number;
   readonly isRoot = process.getuid?.() === 0;
@@ -106,6 +109,7 @@ export class ReceiverState {
     this.backupSuffix = init.backupSuffix;
     this.incomingChmod = init.incomingChmod;
     this.infoName = init.opts.verbose;
+    this.info = new InfoLevels(init.opts.verbose, init.opts.info);
     const fmt = init.opts.logFormat ?? '';
     this.hasI = fmt.includes('%i%I') || fmt.includes('%I') ? 2 : fmt.includes('%i') ? 1 : 0;
     this.cancellation = new Promise<never>((_, reject) => {
