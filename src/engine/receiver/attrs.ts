@@ -51,6 +51,7 @@ export class Attributes {
     } else if (iflags & (ITEM.TRANSFER | ITEM.LOCAL_CHANGE) && !(iflags & ITEM_MATCHED) && (!(iflags & ITEM.XNAME_FOLLOWS) || xname)) {
       iflags |= ITEM.REPORT_TIME;
     }
+    if (!link && this.atimeWanted(e, link) && (e.atime ?? 0) !== st.atimeSec) iflags |= ITEM.REPORT_ATIME;
     if (!link) {
       if (o.perms) {
         if ((st.mode & 0o7777) !== (e.mode & 0o7777)) iflags |= ITEM.REPORT_PERMS;
@@ -65,6 +66,7 @@ export class Attributes {
   attrChanges(e: FileEntry, st: EntryStat, isLink: boolean): number {
     let flags = 0;
     if (this.timesWanted(e, isLink) && !this.sameMtime(e, st)) flags |= ITEM.REPORT_TIME;
+    if (this.atimeWanted(e, isLink) && (e.atime ?? 0) !== st.atimeSec) flags |= ITEM.REPORT_ATIME;
     if (!isLink) {
       const want = this.s.opts.perms ? e.mode & 0o7777 : this.destMode(e.mode, st.mode, true, isRegular(e)) & 0o7777;
       if ((st.mode & 0o7777) !== want) flags |= ITEM.REPORT_PERMS;
@@ -156,6 +158,7 @@ export class Attributes {
       const accurate = this.s.opts.checksum; // maybe_ATTRS_ACCURATE_TIME
       const same = accurate ? st.mtimeSec === e.mtime && st.mtimeNsec === e.mtimeNsec : this.sameMtime(e, st);
       if (same) delete attrs.mtime;
+      if (!accurate && attrs.atime !== undefined && attrs.atime.sec === st.atimeSec) delete attrs.atime;
       if (attrs.mode !== undefined && (st.mode & 0o7777) === attrs.mode) delete attrs.mode;
       if (attrs.uid === st.uid) delete attrs.uid;
       if (attrs.gid === st.gid) delete attrs.gid;
@@ -171,6 +174,8 @@ export class Attributes {
       else if (isNew) attrs.mode = e.mode & 0o777 & DFLT_PERMS;
     }
     if (this.timesWanted(e, isLink)) attrs.mtime = { sec: e.mtime, nsec: e.mtimeNsec };
+    // rsync.c set_file_attrs(): -U sets the sender's atime (whole seconds), never on directories.
+    if (this.atimeWanted(e, isLink)) attrs.atime = { sec: e.atime ?? 0, nsec: 0 };
     if (this.s.ctx.grant.limits.allowChown) {
       if (o.owner && this.s.isRoot) attrs.uid = this.mappedUid(e);
       if (o.group && this.canSetGroup(this.mappedGid(e))) attrs.gid = this.mappedGid(e);
@@ -204,6 +209,11 @@ export class Attributes {
   private timesWanted(e: FileEntry, isLink: boolean): boolean {
     const o = this.s.opts;
     return o.times && !(isLink && o.omitLinkTimes) && !(isDir(e) && o.omitDirTimes);
+  }
+
+  private atimeWanted(e: FileEntry, isLink: boolean): boolean {
+    const o = this.s.opts;
+    return o.atimes > 0 && !isDir(e) && !(isLink && o.omitLinkTimes);
   }
 
   private ownerChanges(e: FileEntry, st: EntryStat): number {
