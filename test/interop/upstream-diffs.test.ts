@@ -66,10 +66,14 @@ async function sameTrees(t: Test, dir: string, a = 'd', b = 'ref'): Promise<void
 
 const todo = (item: number, what: string) => (process.env.RRSYNCD_TODO_STRICT ? {} : { todo: `issue 17 item ${item}: ${what}` });
 
-t.test('--chown applies to pushed files (ownership-depth)', { ...todo(3, '--chown/--usermap/--groupmap not applied'), skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+t.test('--chown applies to pushed files with chown granted (ownership-depth)', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
+  const own = await startServer({ authorizedKeysOptions: GRANT, root: '/', config: {} });
+  t.teardown(() => own.cleanup());
+  await grantAsTenant(own, GRANT, { root: '/', limits: { allowChown: true } });
   const dir = await fresh('chown');
   await writeFile(join(dir, 's/f'), 'a\n');
-  const { remote, local } = await push(dir, ['-a', '--chown=1:1']);
+  const remote = await own.rsync(['-a', '--chown=1:1', 's/', `127.0.0.1:${dir}/d/`], { cwd: dir });
+  const local = await localRsync(['-a', '--chown=1:1', 's/', `${dir}/ref/`], { cwd: dir });
   t.equal(remote.code, local.code, remote.stderr);
   const st = await stat(join(dir, 'd/f'));
   t.same([st.uid, st.gid], [1, 1], 'owner and group from --chown');

@@ -8,6 +8,9 @@ import { type Attrs } from '../../sandbox/attrs.js';
 import { localIds } from '../../sandbox/idmap.js';
 import { ITEM, isSignificant } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
+import { parseIdMap } from '../../policy/idmap-rules.js';
+import { wildmatch } from '../wildmatch.js';
+import { MsgTag } from '../../protocol/mux.js';
 import type { ReceiverState } from './state.js';
 
 /** The server's umask, read once at start (process.umask() with no argument sets and resets it). */
@@ -16,6 +19,14 @@ export const PROCESS_UMASK = process.umask();
 const DFLT_PERMS = 0o777 & ~PROCESS_UMASK;
 /** generator.c ITEM_MATCHED: internal to itemize() (bits >= 16 never go on the wire). */
 export const ITEM_MATCHED = 1 << 18;
+
+/** uidlist.c parse_name_map() for --usermap / --groupmap (--chown arrives as both). */
+export function setupIdMaps(s: ReceiverState): void {
+  const warn = (text: string): void => s.ctx.writer.message(MsgTag.ERROR, Buffer.from(text, 'latin1'));
+  const ids = localIds();
+  if (s.opts.usermap !== undefined) s.uidRules = parseIdMap(s.opts.usermap, 'usermap', ids.uidOf, wildmatch, warn);
+  if (s.opts.groupmap !== undefined) s.gidRules = parseIdMap(s.opts.groupmap, 'groupmap', ids.gidOf, wildmatch, warn);
+}
 
 export class Attributes {
   constructor(private readonly s: ReceiverState) {}
@@ -234,15 +245,18 @@ export class Attributes {
     }
   }
 
+  /** uidlist.c recv_add_id(): the first --usermap rule that matches, else the local name's id. */
   private mappedUid(e: FileEntry): number {
-    if (this.s.opts.numericIds) return e.uid;
-    const name = e.userName ?? this.s.userNames.get(e.uid);
-    return name ? (localIds().uidOf(name) ?? e.uid) : e.uid;
+    const name = this.s.opts.numericIds ? undefined : (e.userName ?? this.s.userNames.get(e.uid) ?? (e.uid === 0 ? 'root' : undefined));
+    const ruled = this.s.uidRules?.map(e.uid, name ?? '');
+    if (ruled !== undefined) return ruled;
+    return name && e.uid !== 0 ? (localIds().uidOf(name) ?? e.uid) : e.uid;
   }
 
   private mappedGid(e: FileEntry): number {
-    if (this.s.opts.numericIds) return e.gid;
-    const name = e.groupName ?? this.s.groupNames.get(e.gid);
-    return name ? (localIds().gidOf(name) ?? e.gid) : e.gid;
+    const name = this.s.opts.numericIds ? undefined : (e.groupName ?? this.s.groupNames.get(e.gid) ?? (e.gid === 0 ? 'root' : undefined));
+    const ruled = this.s.gidRules?.map(e.gid, name ?? '');
+    if (ruled !== undefined) return ruled;
+    return name && e.gid !== 0 ? (localIds().gidOf(name) ?? e.gid) : e.gid;
   }
 }
