@@ -206,6 +206,18 @@ static napi_value js_start_writeback(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* punchHole(fd, offset, length): fallocate(PUNCH_HOLE|KEEP_SIZE), deallocating a range that
+ * reads back as zeros (-S in place). Throws with the errno (EOPNOTSUPP where unsupported). */
+static napi_value js_punch_hole(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t fd, off, len;
+  if (!get_i64(env, argv[0], &fd) || !get_i64(env, argv[1], &off) || !get_i64(env, argv[2], &len) || off < 0 || len <= 0)
+    return throw_errno(env, EINVAL, "fallocate");
+  if (fallocate((int)fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) != 0)
+    return throw_errno(env, errno, "fallocate");
+  return NULL;
+}
+
 /* readdirfd(dirfd): the names in a directory (an O_PATH fd will do), without "." and "..",
  * sorted bytewise (as libuv's scandir, which node:fs uses, sorts them), as latin1 strings. */
 static int cmp_names(const void *a, const void *b) {
@@ -543,6 +555,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readdirfd", NULL, js_readdirfd, NULL, NULL, NULL, napi_default, NULL},
       {"releaseFreedMemory", NULL, js_release_freed_memory, NULL, NULL, NULL, napi_default, NULL},
       {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
+      {"punchHole", NULL, js_punch_hole, NULL, NULL, NULL, napi_default, NULL},
       {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_default, NULL},
       {"mkdirat", NULL, js_mkdirat, NULL, NULL, NULL, napi_default, NULL},
       {"symlinkat", NULL, js_symlinkat, NULL, NULL, NULL, napi_default, NULL},

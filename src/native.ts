@@ -27,6 +27,8 @@ export interface NativeBinding {
   releaseFreedMemory?(): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range, does not wait. */
   startWriteback?(fd: number, offset: number, length: number): void;
+  /** fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE); throws with the errno as `code`. */
+  punchHole?(fd: number, offset: number, length: number): void;
   /** sum1 of each blength-sized block of buf[start, end) into out[index..]; returns the count. */
   sum1Blocks?(buf: Uint8Array, start: number, end: number, blength: number, out: Uint32Array, index: number): number;
 }

@@ -187,6 +187,12 @@ export class Gateway {
     h.size = length;
   }
 
+  /** Deallocates a range inside the file's current size (-S in place): no size change. */
+  punchHole(fd: number, offset: number, length: number): void {
+    this.handle(fd);
+    this.sandbox.punchHole(fd, offset, length);
+  }
+
   fsetAttrs(fd: number, attrs: Attrs): void {
     const h = this.handle(fd);
     // An unnamed file is nobody's yet: its attributes are part of the 'create' that names it.

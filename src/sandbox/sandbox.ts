@@ -29,6 +29,7 @@ import { type EntryStat, statFd, typeOfMode } from './stat.js';
 import { nativeBinding } from './native.js';
 import { setAttrsOnFd, setAttrsOnPinned, setSymlinkAttrs, type Attrs } from './attrs.js';
 import { removeEntryAt } from './tree.js';
+import { punchHoleOnFd } from './punch-hole.js';
 import {
   DIR_FLAGS,
   O_PATH,
@@ -330,6 +331,11 @@ export class Sandbox {
    */
   startWriteback(fd: number, offset: number, length: number): void {
     nativeBinding?.startWriteback?.(fd, offset, length);
+  }
+
+  /** Deallocates [offset, offset + length) of a file open for writing (see punch-hole.ts). */
+  punchHole(fd: number, offset: number, length: number): void {
+    this.guard('punchHole', fdLabel(fd), () => punchHoleOnFd(fd, offset, length, fdLabel(fd)));
   }
 
   fstat(fd: number): EntryStat {

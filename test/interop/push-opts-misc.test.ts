@@ -1,9 +1,9 @@
-// Push receiver options, part 5: -m, -E, -S, --preallocate, --fsync, -O/-J, --fuzzy/-yy, --force,
+// Push receiver options, part 5: -m, -E, -U, -S, --preallocate, --fsync, -O/-J, --fuzzy/-yy, --force,
 // -x, the quick-check variants (--existing, --ignore-existing, -u, --size-only, -I,
 // --modify-window, --max/--min-size, with their -vv "skip" messages), --mkpath,
 // --remove-source-files. Every case is compared with a stock rsync server.
 import t from 'tap';
-import { lstat, mkdir } from 'node:fs/promises';
+import { lstat, mkdir, utimes } from 'node:fs/promises';
 import { engineTransport, newCase, file, dir, slink, noise, text, stats, statNum, type Transport, type Node, type Case } from './lib/interop.js';
 import { run } from '../helpers/server.js';
 import { compareRun, exists } from './push-opts.helpers.js';
@@ -69,6 +69,42 @@ for (const args of [['-S'], ['-S', '--inplace'], ['--preallocate'], ['--fsync'],
       const ref = await lstat(c.localDst('dst/sparse.bin'));
       t.ok(ours.blocks * 512 < 100_000, `holes written: ${ours.blocks} blocks for ${ours.size} bytes (reference: ${ref.blocks})`);
     }
+  });
+}
+
+// -S in place over a fully allocated file: the zero runs are punched out (rsync's do_punch_hole()).
+// (Not with --append: stock rsync 3.5.0 fails there with "write failed", exit 11.)
+for (const args of [['-S', '--inplace'], ['-S', '--inplace', '-W'], ['-S', '--inplace', '--protocol=29']]) {
+  t.test(`${args.join(' ')} over allocated data`, async (t) => {
+    const c = await newCase(t, tr, 'push', [file('sparse.bin', sparse), file('grow.bin', Buffer.concat([sparse, sparse]))]);
+    const old = noise(sparse.length, 2);
+    await c.seedDst([file('sparse.bin', old), file('grow.bin', old)]);
+    await compareRun(t, c, ['-a', '-i', ...args]);
+    for (const f of ['sparse.bin', 'grow.bin']) {
+      const ours = await lstat(c.remoteDst(`dst/${f}`));
+      const ref = await lstat(c.localDst(`dst/${f}`));
+      t.ok(ours.blocks * 512 < 200_000, `${f}: ${ours.blocks} blocks for ${ours.size} bytes (reference: ${ref.blocks})`);
+    }
+  });
+}
+
+// ---- -U / --atimes ----
+
+// An atime later than the file's mtime and ctime (an hour ahead): relatime leaves it alone when a
+// run reads the file, so the reference run sees the same atime as ours.
+for (const args of [['-rtU'], ['-rtU', '--protocol=30'], ['-rtUv', '--protocol=31'], ['-rtUU']]) {
+  t.test(`${args.join(' ')}: the sender's atimes, itemized as "u" when only they differ`, async (t) => {
+    const c = await newCase(t, tr, 'push', [file('a', 'a\n', { mtime: T }), file('sub/b', 'bb\n', { mtime: T }), slink('l', 'a')]);
+    const atime = Math.floor(Date.now() / 1000) + 3600;
+    for (const f of ['a', 'sub/b']) await utimes(`${c.src}/${f}`, atime, T.sec);
+    const atimes = async (rel: string): Promise<number[]> =>
+      Promise.all(['a', 'sub/b'].map(async (f) => Math.floor((await lstat(`${rel}/${f}`)).atimeMs / 1000)));
+    await compareRun(t, c, [...args, '-i']);
+    t.same(await atimes(c.remoteDst('dst')), [atime, atime], 'atimes from the sender');
+    t.same(await atimes(c.localDst('dst')), [atime, atime], 'the reference agrees');
+    for (const d of [c.remoteDst('dst'), c.localDst('dst')]) await utimes(`${d}/a`, OLD.sec, T.sec);
+    await compareRun(t, c, [...args, '-i']);
+    t.same(await atimes(c.remoteDst('dst')), [atime, atime], 'an atime that differs alone is set again');
   });
 }
 

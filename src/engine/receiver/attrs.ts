@@ -8,6 +8,9 @@ import { type Attrs } from '../../sandbox/attrs.js';
 import { localIds } from '../../sandbox/idmap.js';
 import { ITEM, isSignificant } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
+import { parseIdMap } from '../../policy/idmap-rules.js';
+import { wildmatch } from '../wildmatch.js';
+import { MsgTag } from '../../protocol/mux.js';
 import type { ReceiverState } from './state.js';
 
 /** The server's umask, read once at start (process.umask() with no argument sets and resets it). */
@@ -16,6 +19,14 @@ export const PROCESS_UMASK = process.umask();
 const DFLT_PERMS = 0o777 & ~PROCESS_UMASK;
 /** generator.c ITEM_MATCHED: internal to itemize() (bits >= 16 never go on the wire). */
 export const ITEM_MATCHED = 1 << 18;
+
+/** uidlist.c parse_name_map() for --usermap / --groupmap (--chown arrives as both). */
+export function setupIdMaps(s: ReceiverState): void {
+  const warn = (text: string): void => s.ctx.writer.message(MsgTag.ERROR, Buffer.from(text, 'latin1'));
+  const ids = localIds();
+  if (s.opts.usermap !== undefined) s.uidRules = parseIdMap(s.opts.usermap, 'usermap', ids.uidOf, wildmatch, warn);
+  if (s.opts.groupmap !== undefined) s.gidRules = parseIdMap(s.opts.groupmap, 'groupmap', ids.gidOf, wildmatch, warn);
+}
 
 export class Attributes {
   constructor(private readonly s: ReceiverState) {}
@@ -51,6 +62,7 @@ export class Attributes {
     } else if (iflags & (ITEM.TRANSFER | ITEM.LOCAL_CHANGE) && !(iflags & ITEM_MATCHED) && (!(iflags & ITEM.XNAME_FOLLOWS) || xname)) {
       iflags |= ITEM.REPORT_TIME;
     }
+    if (!link && this.atimeWanted(e, link) && (e.atime ?? 0) !== st.atimeSec) iflags |= ITEM.REPORT_ATIME;
     if (!link) {
       if (o.perms) {
         if ((st.mode & 0o7777) !== (e.mode & 0o7777)) iflags |= ITEM.REPORT_PERMS;
@@ -65,6 +77,7 @@ export class Attributes {
   attrChanges(e: FileEntry, st: EntryStat, isLink: boolean): number {
     let flags = 0;
     if (this.timesWanted(e, isLink) && !this.sameMtime(e, st)) flags |= ITEM.REPORT_TIME;
+    if (this.atimeWanted(e, isLink) && (e.atime ?? 0) !== st.atimeSec) flags |= ITEM.REPORT_ATIME;
     if (!isLink) {
       const want = this.s.opts.perms ? e.mode & 0o7777 : this.destMode(e.mode, st.mode, true, isRegular(e)) & 0o7777;
       if ((st.mode & 0o7777) !== want) flags |= ITEM.REPORT_PERMS;
@@ -156,6 +169,7 @@ export class Attributes {
       const accurate = this.s.opts.checksum; // maybe_ATTRS_ACCURATE_TIME
       const same = accurate ? st.mtimeSec === e.mtime && st.mtimeNsec === e.mtimeNsec : this.sameMtime(e, st);
       if (same) delete attrs.mtime;
+      if (!accurate && attrs.atime !== undefined && attrs.atime.sec === st.atimeSec) delete attrs.atime;
       if (attrs.mode !== undefined && (st.mode & 0o7777) === attrs.mode) delete attrs.mode;
       if (attrs.uid === st.uid) delete attrs.uid;
       if (attrs.gid === st.gid) delete attrs.gid;
@@ -171,6 +185,8 @@ export class Attributes {
       else if (isNew) attrs.mode = e.mode & 0o777 & DFLT_PERMS;
     }
     if (this.timesWanted(e, isLink)) attrs.mtime = { sec: e.mtime, nsec: e.mtimeNsec };
+    // rsync.c set_file_attrs(): -U sets the sender's atime (whole seconds), never on directories.
+    if (this.atimeWanted(e, isLink)) attrs.atime = { sec: e.atime ?? 0, nsec: 0 };
     if (this.s.ctx.grant.limits.allowChown) {
       if (o.owner && this.s.isRoot) attrs.uid = this.mappedUid(e);
       if (o.group && this.canSetGroup(this.mappedGid(e))) attrs.gid = this.mappedGid(e);
@@ -206,6 +222,11 @@ export class Attributes {
     return o.times && !(isLink && o.omitLinkTimes) && !(isDir(e) && o.omitDirTimes);
   }
 
+  private atimeWanted(e: FileEntry, isLink: boolean): boolean {
+    const o = this.s.opts;
+    return o.atimes > 0 && !isDir(e) && !(isLink && o.omitLinkTimes);
+  }
+
   private ownerChanges(e: FileEntry, st: EntryStat): number {
     const o = this.s.opts;
     let flags = 0;
@@ -224,15 +245,18 @@ export class Attributes {
     }
   }
 
+  /** uidlist.c recv_add_id(): the first --usermap rule that matches, else the local name's id. */
   private mappedUid(e: FileEntry): number {
-    if (this.s.opts.numericIds) return e.uid;
-    const name = e.userName ?? this.s.userNames.get(e.uid);
-    return name ? (localIds().uidOf(name) ?? e.uid) : e.uid;
+    const name = this.s.opts.numericIds ? undefined : (e.userName ?? this.s.userNames.get(e.uid) ?? (e.uid === 0 ? 'root' : undefined));
+    const ruled = this.s.uidRules?.map(e.uid, name ?? '');
+    if (ruled !== undefined) return ruled;
+    return name && e.uid !== 0 ? (localIds().uidOf(name) ?? e.uid) : e.uid;
   }
 
   private mappedGid(e: FileEntry): number {
-    if (this.s.opts.numericIds) return e.gid;
-    const name = e.groupName ?? this.s.groupNames.get(e.gid);
-    return name ? (localIds().gidOf(name) ?? e.gid) : e.gid;
+    const name = this.s.opts.numericIds ? undefined : (e.groupName ?? this.s.groupNames.get(e.gid) ?? (e.gid === 0 ? 'root' : undefined));
+    const ruled = this.s.gidRules?.map(e.gid, name ?? '');
+    if (ruled !== undefined) return ruled;
+    return name && e.gid !== 0 ? (localIds().gidOf(name) ?? e.gid) : e.gid;
   }
 }

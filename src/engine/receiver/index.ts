@@ -13,7 +13,7 @@ import { incRecurse, type SessionContext } from '../context.js';
 import { IOERR } from '../../protocol/errors.js';
 import { IoTimeout } from '../io-timeout.js';
 import { installMessageHandler } from '../messages.js';
-import { Attributes } from './attrs.js';
+import { Attributes, setupIdMaps } from './attrs.js';
 import { Backups } from './backup.js';
 import { BasisFinder } from './basis.js';
 import { PartialDir, TMP_PARTIAL_DIR } from './basis-dirs.js';
@@ -122,6 +122,7 @@ class Receiver {
     const s = this.s;
     const made = resolveDestination(s, this.lists.open[0]!);
     setupBasisOptions(s);
+    setupIdMaps(s);
     const basis = new BasisFinder(s, this.attrs, this.temps);
     const hardLinks = new HardLinks(s, this.attrs, this.backups, this.deleter, this.temps);
     const files = new FileGenerator(s, this.attrs, basis, this.backups, this.deleter, hardLinks, this.temps, this.requests);

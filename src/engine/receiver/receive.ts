@@ -278,7 +278,11 @@ export class Receive {
     const flength = t.append ? head.count * head.blength - (head.remainder ? head.blength - head.remainder : 0) : 0;
     if (t.outFd >= 0) t.out = new CoalescingWriter(this.s.fs, t.outFd, flength, this.writeBuffer);
     const fresh = t.tempRel !== null || t.unnamed;
-    if (t.out && this.s.opts.sparse && fresh) t.out.sparse = true;
+    if (t.out && this.s.opts.sparse) {
+      t.out.sparse = true;
+      // In place (--inplace, --append, an in-place partial file) the old data must be punched out.
+      if (!fresh) t.out.punchBelow = this.s.sandbox.fstat(t.outFd).size;
+    }
     // A temp file that replaces an existing one by rename: ext4 flushes it all in the rename.
     if (t.out && t.tempRel !== null && !t.p.destMissing) t.out.writeback = true;
     if (fresh && t.out) this.current = t;

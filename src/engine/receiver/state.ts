@@ -3,6 +3,7 @@
  * options as the receiving side sees them, and where things go. Settled before the generator
  * starts (destination.ts) and read-only afterwards; each collaborator keeps its own mutable state.
  */
+import type { IdMapRules } from '../../policy/idmap-rules.js';
 import type { ServerOptions } from '../../policy/server-options.js';
 import type { ChmodFn } from '../../policy/chmod.js';
 import type { FileEntry } from '../../protocol/flist/entry.js';
@@ -88,6 +89,9 @@ export class ReceiverState {
   /** Owner and group names of the id lists (no incremental recursion). */
   userNames = new Map<number, string>();
   groupNames = new Map<number, string>();
+  /** --usermap / --groupmap (--chown) rules, set up with the destination (attrs.ts). */
+  uidRules: IdMapRules | null = null;
+  gidRules: IdMapRules | null = null;
   /** The sender's phase as its NDX_DONEs tell it (receive.ts advances it). */
   senderPhase = 0;
   /** Why the role stops early (one half failed, or the session timed out); null while it runs. */

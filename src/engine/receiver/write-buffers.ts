@@ -45,10 +45,15 @@ export class BasisWindow {
 export class CoalescingWriter {
   position: number;
   /**
-   * -S: runs of at least SPARSE_RUN zero bytes are skipped (left as holes of a fresh file); the
-   * caller ftruncate()s to the final length so a trailing hole is kept.
+   * -S: runs of at least SPARSE_RUN zero bytes are skipped (left as holes; below `punchBelow`
+   * punched out); the caller ftruncate()s to the final length so a trailing hole is kept.
    */
   sparse = false;
+  /**
+   * -S in place: the file already holds data below this offset, so a zero run starting there is
+   * punched out rather than skipped (fileio.c write_sparse() against preallocated_len).
+   */
+  punchBelow = 0;
   /** Start writeback every WRITEBACK_STEP bytes (the file will be renamed over an existing one). */
   writeback = false;
   private used = 0;
@@ -106,6 +111,7 @@ export class CoalescingWriter {
       while (z < len && data[z] === 0) z++;
       if (z - i >= SPARSE_RUN || (z === len && i === start)) {
         if (i > start) this.fs.write(this.fd, data, start, i - start, this.position + start);
+        if (this.position + i < this.punchBelow) this.fs.punchHole(this.fd, this.position + i, z - i);
         start = z;
       }
       i = z;
