@@ -5,7 +5,6 @@
  */
 import { once } from 'node:events';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import type { Writable } from 'node:stream';
 import ssh2, { type AuthContext, type Connection, type ServerChannel, type Session } from 'ssh2';
 import type { Logger } from 'pino';
 import type { SessionIO, SessionRequest, SessionResult } from '../engine/session.js';
@@ -27,6 +26,7 @@ import type { ServerHooks } from '../ops/hooks.js';
 import { keyStillGranted } from '../ops/key-changes.js';
 import { roleOfArgv } from '../ops/sessions.js';
 import { createTenantRoot } from '../sandbox/root-dir.js';
+import { flushWritable, writeAll } from './channel-write.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -582,31 +582,4 @@ function findConn(conns: Set<ConnState>, client: Connection, ip: string, port: n
   if (sock && socketOwners.has(sock)) return socketOwners.get(sock);
   for (const c of conns) if (!c.client && c.remoteAddress === ip && c.remotePort === port) return c;
   return undefined;
-}
-
-/** Writes text, waiting for 'drain' when write() asks us to. */
-async function writeAll(w: Writable, text: string | Buffer, closer: NodeJS.EventEmitter = w): Promise<void> {
-  if (!w.writable) return;
-  if (w.write(text)) return;
-  const ac = new AbortController();
-  await Promise.race([once(w, 'drain', ac), once(closer, 'close', ac)]).catch(() => undefined);
-  ac.abort();
-}
-
-/**
- * Resolves once everything written so far has been handed to the SSH layer (a zero-length write
- * is a barrier: its callback runs after the earlier chunks left the stream's buffer).
- */
-function flushWritable(w: Writable, closer: NodeJS.EventEmitter = w, timeoutMs = 30_000): Promise<void> {
-  if (!w.writable || w.writableEnded || w.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      closer.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    closer.once('close', done);
-    w.write(Buffer.alloc(0), done);
-  });
 }
