@@ -10,6 +10,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import convict from 'convict';
 import { parseChmod } from '../policy/chmod.js';
 import { parseMaxStartups } from './max-startups.js';
+import type { RevisionsConfig } from '../revisions/layout.js';
 
 const require = createRequire(import.meta.url);
 const ssh2Constants = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
@@ -63,6 +64,8 @@ export interface TenantConfig {
   allowOptions?: string[];
   denyOptions?: string[];
   limits?: TenantLimits;
+  /** Every push builds a new revision (docs/revisions.md). */
+  revisions?: RevisionsConfig;
 }
 
 export interface ConfigShape {
@@ -122,7 +125,7 @@ function algorithmList(kind: string, supported: string[]): convict.Format {
 
 const TENANT_KEYS = new Set([
   'name', 'users', 'keys', 'keysFile', 'root', 'mode', 'noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute',
-  'allowOptions', 'denyOptions', 'limits',
+  'allowOptions', 'denyOptions', 'limits', 'revisions',
 ]);
 const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
 const LIMIT_BOOLS = ['allowDevices', 'allowChown'];
@@ -153,6 +156,20 @@ function chmodProblem(spec: string): string | undefined {
   }
 }
 
+/** `revisions: {mode, keep?, graceSeconds?}`; -no-lock cannot go with it (one writer per root). */
+function revisionsProblems(r: unknown, noLock: unknown, at: string): string[] {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return [`${at}: must be an object`];
+  const o = r as Record<string, unknown>;
+  const out: string[] = [];
+  for (const k of Object.keys(o)) if (!['mode', 'keep', 'graceSeconds'].includes(k)) out.push(`${at}.${k}: unknown setting`);
+  if (o.mode !== 'snapshot' && o.mode !== 'publish') out.push(`${at}.mode: must be one of snapshot, publish`);
+  for (const k of ['keep', 'graceSeconds']) {
+    if (o[k] !== undefined && (!Number.isSafeInteger(o[k]) || (o[k] as number) < 0)) out.push(`${at}.${k}: must be a non-negative integer`);
+  }
+  if (noLock === true) out.push(`${at}: cannot be combined with noLock (one writer per revisions root)`);
+  return out;
+}
+
 /** Validates one tenant; returns messages naming the field, e.g. `tenants[0].mode: …`. */
 export function tenantProblems(t: unknown, at: string): string[] {
   if (typeof t !== 'object' || t === null || Array.isArray(t)) return [`${at}: must be an object`];
@@ -180,6 +197,7 @@ export function tenantProblems(t: unknown, at: string): string[] {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') out.push(`${at}.${k}: must be true or false`);
   }
   if (o.keys === undefined && o.keysFile === undefined) out.push(`${at}: needs keys or keysFile`);
+  if (o.revisions !== undefined) out.push(...revisionsProblems(o.revisions, o.noLock, `${at}.revisions`));
   if (o.limits !== undefined) {
     if (typeof o.limits !== 'object' || o.limits === null || Array.isArray(o.limits)) {
       out.push(`${at}.limits: must be an object`);
@@ -292,7 +310,7 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       env: 'RRSYNCD_AUTHORIZED_KEYS',
     },
     tenants: {
-      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}}].',
+      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}, revisions?: {mode: snapshot|publish, keep?, graceSeconds?}}].',
       format: 'tenant-list',
       default: [],
     },

@@ -38,6 +38,8 @@ export interface SessionContext {
   ioError: number;
   /** Set when a per-file error was reported (exit 23 at the end). */
   hadTransferError: boolean;
+  /** Sender: a root-relative directory never listed nor sent (a revisions root's staging place). */
+  hiddenPath?: string;
   /** What the role did, for the exec summary record and the metrics. */
   stats?: { files?: number; deletions?: number; literalBytes?: number; matchedBytes?: number };
 }

@@ -33,6 +33,8 @@ import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
 import { openGateway, type ChangePolicy } from '../gateway/index.js';
 import { allowIncRecurseForSender, runSender } from './sender/sender.js';
 import { hashWasmBinaries } from '../patches/hash-wasm.js';
+import type { RevisionHooks, RevisionsConfig } from '../revisions/layout.js';
+import { prepareRevisions, type RevisionPush } from '../revisions/session.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -52,6 +54,11 @@ export interface SessionRequest {
   signal?: AbortSignal;
   /** Policies applied to every change of the tree after the built-in ones (audit, tests). */
   changePolicies?: readonly ChangePolicy[];
+  /** Who the key is (manifests, revision events and hooks; from the ssh layer). */
+  tenant?: string;
+  keyFingerprint?: string;
+  /** The operator's revision hooks (verify may veto a publish). */
+  revisionHooks?: RevisionHooks;
 }
 
 export interface SessionResult {
@@ -86,6 +93,10 @@ function openRoot(root: string, sender: boolean, log: Logger): Sandbox {
   }
 }
 
+function withRevisions(grant: Grant): grant is Grant & { revisions: RevisionsConfig } {
+  return grant.revisions !== undefined;
+}
+
 function parseOptions(argv: string[], grant: Grant): ServerOptions {
   return applyGrant(parseServerArgs(argv), grant);
 }
@@ -105,7 +116,10 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
   let sandbox: Sandbox | undefined;
   let ctx: SessionContext | undefined;
   let lock: RootLock | null = null;
-  if (!req.grant.noLock && !req.grant.readOnly) {
+  let push: RevisionPush | null = null;
+  // A revisions root has one writer at a time whatever the grant says; pulls read published revisions.
+  const locks = req.grant.revisions ? !opts.sender : !req.grant.noLock && !req.grant.readOnly;
+  if (locks) {
     try {
       lock = lockRoot(req.grant.root);
     } catch (err) {
@@ -135,6 +149,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       log.info({ protectedArgs: streamArgs.map((a) => Buffer.from(a, 'latin1').toString('utf8')) }, 'secluded args');
     }
     sandbox = openRoot(req.grant.root, opts.sender, log);
+    const revisions = withRevisions(req.grant) ? prepareRevisions(sandbox, req.grant, opts, log) : null;
+    if (revisions) ({ opts, push } = revisions);
     const protocol = await exchangeVersions(reader, writer);
     reader.protocol = writer.protocol = protocol;
     const allowInc = opts.sender ? allowIncRecurseForSender(opts) : allowIncRecurseForReceiver(opts);
@@ -158,7 +174,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       opts,
       grant: req.grant,
       sandbox,
-      gateway: openGateway(sandbox, req.grant, log, { quota: !opts.sender, extra: req.changePolicies }),
+      gateway: openGateway(sandbox, req.grant, log, { quota: !opts.sender, extra: req.changePolicies, guards: revisions?.guards }),
       reader,
       writer,
       log,
@@ -166,6 +182,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       ioError: 0,
       hadTransferError: false,
       stats: {},
+      hiddenPath: revisions?.hiddenPath,
     };
     log.info(
       { protocol, compatFlags, checksum: negotiated.xferName, compress: negotiated.compress, role, incRecurse: (compatFlags & CF.INC_RECURSE) !== 0 },
@@ -178,13 +195,16 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     reader.setMultiplexed(protocol >= 30 || (opts.sender && opts.removeSourceFiles));
     const uploadLimit = req.grant.limits.uploadBytesPerSecond;
     if (uploadLimit && !opts.sender) reader.setRateLimit(uploadLimit);
-    const code = opts.sender ? await runSender(ctx) : await runReceiver(ctx);
+    let code = opts.sender ? await runSender(ctx) : await runReceiver(ctx);
     await writer.drain();
+    // The exit status waits for the publish, so that a failed or vetoed one reaches the client.
+    if (push) code = await push.finish(code, { tenant: req.tenant, keyFingerprint: req.keyFingerprint, argv: req.argv, hooks: req.revisionHooks }, (line) => writeStderr(io, line));
     return result(code);
   } catch (err) {
     const code = await reportFatal(io, ctx, log, err);
     return result(code);
   } finally {
+    push?.discardUnpublished();
     sandbox?.close();
     lock?.release();
   }

@@ -16,10 +16,12 @@ export interface GatewayOptions {
   quota: boolean;
   /** Policies applied after the built-in ones. */
   extra?: readonly ChangePolicy[];
+  /** Policies applied before all others (a revision push's confinement to its staging). */
+  guards?: readonly ChangePolicy[];
 }
 
 export function openGateway(sandbox: Sandbox, grant: Grant, log: Logger, opts: GatewayOptions): Gateway {
-  const policies: ChangePolicy[] = [];
+  const policies: ChangePolicy[] = [...(opts.guards ?? [])];
   const rules = grantRules(grant, sandbox);
   if (rules) policies.push(rules);
   const quota = opts.quota ? Quota.forRoot(grant.limits, sandbox) : null;

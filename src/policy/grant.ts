@@ -3,6 +3,8 @@
  * from the config. Built by ssh/ (authorized_keys `command="rrsync ..."` lines) or config/ (tenants),
  * enforced by policy/ (options) and the engine/sandbox (paths, quotas).
  */
+import type { RevisionsConfig } from '../revisions/layout.js';
+
 export interface Grant {
   /** Absolute path of the directory this key is confined to. */
   root: string;
@@ -25,6 +27,8 @@ export interface Grant {
   /** Long options refused even though the default allow-list has them. */
   deniedOptions?: string[];
   limits: GrantLimits;
+  /** -snapshot / -publish, or a tenant's `revisions`: every push builds a new revision (docs/revisions.md). */
+  revisions?: RevisionsConfig;
 }
 
 export interface GrantLimits {

@@ -89,6 +89,8 @@ export interface RevisionEvent {
   argv?: string[];
   files?: number;
   bytes?: number;
+  /** Bytes of the revision's files that no earlier revision holds (hard links not counted). */
+  newBytes?: number;
   exitCode?: number;
   start?: string;
   end?: string;

@@ -1,7 +1,7 @@
 /**
  * OpenSSH authorized_keys lines → key entries with grants.
  *
- * - `command="rrsync [-ro|-wo] [-munge] [-no-del] [-no-lock] [-no-overwrite] [-absolute] DIR"` is read as
+ * - `command="rrsync [-ro|-wo] [-munge] [-no-del] [-no-lock] [-no-overwrite] [-absolute] [-snapshot|-publish] DIR"` is read as
  *   the key's grant; a relative DIR is resolved against the default root (`--root` / config `root`, or
  *   the tenant's root for config tenants). Any other command= value makes the key unusable.
  * - A line without command= gets the default root, read-write.
@@ -111,6 +111,7 @@ export function grantFromRrsyncCommand(command: string, defaultRoot: string, bas
   }
   const grant: Grant = structuredClone(base ?? defaultGrant(defaultRoot));
   const dirs: string[] = [];
+  let explicitNoLock = false;
   for (const word of words.slice(1)) {
     switch (word) {
       case '-ro':
@@ -128,7 +129,11 @@ export function grantFromRrsyncCommand(command: string, defaultRoot: string, bas
         grant.noDelete = true;
         break;
       case '-no-lock':
-        grant.noLock = true;
+        grant.noLock = explicitNoLock = true;
+        break;
+      case '-snapshot':
+      case '-publish':
+        grant.revisions = { ...grant.revisions, mode: word === '-snapshot' ? 'snapshot' : 'publish' };
         break;
       case '-no-overwrite':
         grant.noOverwrite = true;
@@ -142,6 +147,9 @@ export function grantFromRrsyncCommand(command: string, defaultRoot: string, bas
     }
   }
   if (grant.readOnly && grant.writeOnly) throw new Error('rrsync: -ro and -wo are mutually exclusive');
+  if (grant.revisions && (explicitNoLock || (base?.noLock && !base.readOnly))) {
+    throw new Error(`rrsync: -no-lock cannot be combined with -${grant.revisions.mode} (one writer per revisions root)`);
+  }
   if (dirs.length !== 1) throw new Error(`rrsync needs exactly one DIR (got ${dirs.length})`);
   grant.root = resolve(defaultRoot, dirs[0]!);
   return grant;

@@ -33,6 +33,7 @@ export function tenantGrant(t: TenantConfig, defaultRoot: string): Grant {
   if (t.allowOptions) g.extraAllowedOptions = [...t.allowOptions];
   if (t.denyOptions) g.deniedOptions = [...t.denyOptions];
   g.limits = { ...g.limits, ...t.limits };
+  if (t.revisions) g.revisions = { ...t.revisions };
   return g;
 }
 

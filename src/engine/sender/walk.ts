@@ -156,6 +156,12 @@ export class SenderWalker {
     return 'error';
   }
 
+  /** A path the session hides from the client (a revisions root's staging place). */
+  private hidden(phys: string): boolean {
+    const h = this.ctx.hiddenPath;
+    return h !== undefined && (phys === h || phys.startsWith(`${h}/`));
+  }
+
   private excludedEither(name: string): boolean {
     const f = this.filterFor(name);
     return !!f && (f.excluded(name, false) || f.excluded(name, true));
@@ -217,6 +223,7 @@ export class SenderWalker {
       const f = this.filterFor(name);
       if (f && f.excluded(name, dir)) return null;
     }
+    if (this.hidden(phys)) return null;
     return makeEntry(this.o, this.proto, this.sandbox, name, base, phys, st, target, { ...flags, content });
   }
 
@@ -332,6 +339,10 @@ export class SenderWalker {
     } else {
       st = r.st;
       phys = r.phys;
+    }
+    if (this.hidden(phys) || this.hidden(basePhys)) {
+      this.error(`link_stat "${printable(joinRel(base, fn))}" failed: ${errnoText('ENOENT')}`, false);
+      return;
     }
     if (fn === '.' && st.mode !== 0 && st.type !== 'dir') {
       // The transfer root "." must be a directory (receivers reject anything else, CVE-2026-70459);

@@ -1,0 +1,100 @@
+/**
+ * The staging place of a revision push (docs/revisions.md): a fresh directory under
+ * `DIR/.rrsyncd-staging/`, named as it will be published, and the published revision the
+ * pointer names now (the basis every unchanged file is hard-linked from).
+ */
+import type { Logger } from 'pino';
+import { SandboxError, type Sandbox } from '../sandbox/sandbox.js';
+import {
+  STAGING_DIR,
+  parseRevisionName,
+  pointerName,
+  revisionBaseName,
+  revisionsDir,
+  uniqueRevisionName,
+  type RevisionMode,
+} from './layout.js';
+
+export interface StagedRevision {
+  mode: RevisionMode;
+  name: string;
+  /** Root-relative `.rrsyncd-staging/<name>`. */
+  stagingRel: string;
+  /** Root-relative `snapshots/<name>` (or `revisions/<name>`) once published. */
+  publishedRel: string;
+  /** The revision the pointer names now (root-relative), or null for the first one. */
+  previousRel: string | null;
+  previousName: string | null;
+}
+
+/**
+ * The published revision `latest`/`current` names, or null when there is none. A pointer that
+ * names anything but a revision directory of this mode is ignored (and logged).
+ */
+export function currentRevision(sandbox: Sandbox, mode: RevisionMode, log?: Logger): string | null {
+  const pointer = pointerName(mode);
+  const st = sandbox.lstat(pointer);
+  if (!st) return null;
+  if (st.type !== 'symlink') {
+    log?.warn({ pointer }, 'revision pointer is not a symlink: ignored');
+    return null;
+  }
+  const target = sandbox.readlink(pointer);
+  const prefix = `${revisionsDir(mode)}/`;
+  const name = target.startsWith(prefix) ? target.slice(prefix.length).replace(/\/+$/, '') : '';
+  const dir = parseRevisionName(name) ? sandbox.lstat(prefix + name) : null;
+  if (!dir || dir.type !== 'dir') {
+    log?.warn({ pointer, target }, 'revision pointer names no revision of this mode: ignored');
+    return null;
+  }
+  return name;
+}
+
+/** Makes the staging directory of a new revision (under the root lock: one writer per root). */
+export function openStaging(sandbox: Sandbox, mode: RevisionMode, now: Date, log?: Logger): StagedRevision {
+  const published = revisionsDir(mode);
+  sandbox.mkdirp(published, 0o755);
+  sandbox.mkdirp(STAGING_DIR, 0o700);
+  const taken = (n: string): boolean => sandbox.lstat(`${published}/${n}`) !== null || sandbox.lstat(`${STAGING_DIR}/${n}`) !== null;
+  const name = uniqueRevisionName(revisionBaseName(now), taken);
+  const stagingRel = `${STAGING_DIR}/${name}`;
+  sandbox.mkdir(stagingRel, 0o755);
+  const previousName = currentRevision(sandbox, mode, log);
+  return {
+    mode,
+    name,
+    stagingRel,
+    publishedRel: `${published}/${name}`,
+    previousName,
+    previousRel: previousName === null ? null : `${published}/${previousName}`,
+  };
+}
+
+/** Removes a staging directory (a push that failed, was cut off or vetoed). */
+export function discardStaging(sandbox: Sandbox, staged: StagedRevision, log: Logger): void {
+  try {
+    sandbox.removeTree(staged.stagingRel);
+    log.info({ event: 'revision.discarded', revision: staged.name }, 'revision discarded');
+  } catch (err) {
+    log.error({ revision: staged.name, err: (err as Error).message }, 'could not remove the staging of a discarded revision');
+  }
+}
+
+/**
+ * Removes whatever a crashed push left in the staging place. Called with the root lock held
+ * (before a push) and at server start; returns the names removed.
+ */
+export function removeStaleStaging(sandbox: Sandbox, log: Logger): string[] {
+  let names: string[];
+  try {
+    names = sandbox.readdir(STAGING_DIR);
+  } catch (err) {
+    if (err instanceof SandboxError && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return [];
+    throw err;
+  }
+  for (const name of names) {
+    sandbox.removeTree(`${STAGING_DIR}/${name}`);
+    log.warn({ event: 'revision.discarded', revision: name, stale: true }, 'stale revision staging removed');
+  }
+  return names;
+}
