@@ -34,9 +34,9 @@ function checkPushOptions(opts: ServerOptions, grant: Grant, mode: RevisionMode)
   // --append sends only the tail of each file: the rest would have to be in the new file already.
   if (opts.append > 0) throw refused(opts.append > 1 ? '--append-verify' : '--append', mode);
   // Relative ones stay below each file's directory (or the destination): inside the revision.
-  if (opts.tempDir !== undefined && confinePath(opts.tempDir, grant, '--temp-dir').anchored) throw refused('--temp-dir=/…', mode);
+  if (opts.tempDir !== undefined && confinePath(opts.tempDir, grant, '--temp-dir').anchored) throw refused('--temp-dir with an absolute path', mode);
   if (opts.partialDir !== undefined && confinePath(opts.partialDir, grant, '--partial-dir').anchored) {
-    throw refused('--partial-dir=/…', mode);
+    throw refused('--partial-dir with an absolute path', mode);
   }
   if (opts.args.length > 1) throw new RsyncError('rrsyncd: a push names one destination', ExitCode.SYNTAX);
 }

@@ -15,6 +15,7 @@ import pino from 'pino';
 import { runRsyncSession } from '../../../src/engine/session.js';
 import { defaultGrant, type Grant } from '../../../src/policy/grant.js';
 import type { ChangePolicy } from '../../../src/gateway/index.js';
+import type { RevisionHooks } from '../../../src/revisions/layout.js';
 
 const RSH_CLIENT_NODE = fileURLToPath(new URL('./rsh-client.mjs', import.meta.url));
 const RSH_CLIENT_PERL = fileURLToPath(new URL('./rsh-client.pl', import.meta.url));
@@ -48,6 +49,8 @@ function frame(type: number, data: Buffer): Buffer {
 export interface EngineHostOptions {
   /** Added to every session's destination gateway (a test's recorder of changes). */
   changePolicies?: readonly ChangePolicy[];
+  /** Passed to every session (a test's verify hook). */
+  revisionHooks?: RevisionHooks;
 }
 
 function handle(sock: net.Socket, host: { sessions: number }, opts: EngineHostOptions): void {
@@ -95,7 +98,7 @@ function handle(sock: net.Socket, host: { sessions: number }, opts: EngineHostOp
     const stderr = mk(2);
     let code = 255;
     try {
-      const result = await runRsyncSession({ input: inp, output, stderr }, { argv: words, grant, log, changePolicies: opts.changePolicies });
+      const result = await runRsyncSession({ input: inp, output, stderr }, { argv: words, grant, log, changePolicies: opts.changePolicies, revisionHooks: opts.revisionHooks });
       code = result.exitCode;
       log.info({ result }, 'session end');
     } catch (err) {
