@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type CliOverrides, type Config, type LoadOptions } from './config/load.js';
 import { buildKeyRing } from './ssh/key-ring.js';
+import { removeStaleStagingAtStart } from './revisions/staging.js';
 import { createLogSink, type Logger } from './log.js';
 import { buildAdminRing } from './ops/admins.js';
 import { resolveControlSocket, runControlVerb, VerbUsageError } from './ops/cli-verbs.js';
@@ -228,6 +229,7 @@ async function serve(args: string[]): Promise<number> {
   if (keys.errors.length) throw new ConfigError(keys.errors);
   for (const w of keys.warnings) log.warn({ problem: w }, 'authorized key skipped');
   if (keys.ring.size === 0) log.warn({ sources: keys.sources }, 'no usable keys: nobody can log in');
+  removeStaleStagingAtStart(keys.ring.all().flatMap((e) => (e.grant?.revisions ? [e.grant.root] : [])), log);
   const admins = buildAdminRing(config);
   if (admins.errors.length) throw new ConfigError(admins.errors);
   for (const w of admins.warnings) log.warn({ problem: w }, 'admin key skipped');

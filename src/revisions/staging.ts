@@ -4,7 +4,8 @@
  * pointer names now (the basis every unchanged file is hard-linked from).
  */
 import type { Logger } from 'pino';
-import { SandboxError, type Sandbox } from '../sandbox/sandbox.js';
+import { Sandbox, SandboxError } from '../sandbox/sandbox.js';
+import { lockRoot } from '../sandbox/lock.js';
 import {
   STAGING_DIR,
   parseRevisionName,
@@ -97,4 +98,25 @@ export function removeStaleStaging(sandbox: Sandbox, log: Logger): string[] {
     log.warn({ event: 'revision.discarded', revision: name, stale: true }, 'stale revision staging removed');
   }
   return names;
+}
+
+/** At server start: the staging places of every revisions root (missing or busy roots skipped). */
+export function removeStaleStagingAtStart(roots: readonly string[], log: Logger): void {
+  for (const root of new Set(roots)) {
+    let lock;
+    let sandbox: Sandbox | undefined;
+    try {
+      lock = lockRoot(root);
+      if (!lock) continue;
+      sandbox = Sandbox.open(root);
+      removeStaleStaging(sandbox, log.child({ root }));
+    } catch (err) {
+      if (!(err instanceof SandboxError && err.code === 'ENOENT') && (err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        log.warn({ root, err: (err as Error).message }, 'could not clean the staging place of a revisions root');
+      }
+    } finally {
+      sandbox?.close();
+      lock?.release();
+    }
+  }
 }

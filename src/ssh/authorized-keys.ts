@@ -331,6 +331,11 @@ export class KeyRing {
     return n;
   }
 
+  /** Every entry, in no particular order. */
+  all(): KeyEntry[] {
+    return [...this.byFingerprint.values()].flat();
+  }
+
   entriesFor(blob: Buffer): KeyEntry[] {
     return this.byFingerprint.get(fingerprintOf(blob)) ?? [];
   }
