@@ -31,7 +31,7 @@ export function revisionsToRemove(names: readonly string[], published: string, c
 }
 
 /** Removes what revisionsToRemove names now; manifests only as a prefix, so the chain stays whole. */
-export function removeOldRevisions(sandbox: Sandbox, cfg: RevisionsConfig, published: string, log: Logger): string[] {
+function removeOldRevisions(sandbox: Sandbox, cfg: RevisionsConfig, published: string, log: Logger): string[] {
   const dir = revisionsDir(cfg.mode);
   const entries = sandbox.readdir(dir);
   const names = entries.filter((n) => !n.endsWith(MANIFEST_SUFFIX));
