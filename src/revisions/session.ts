@@ -44,15 +44,17 @@ export class RevisionPush {
     readonly staged: StagedRevision,
     private readonly log: Logger,
     private readonly start: Date,
+    /** -n: the staging holds nothing of the client's: never published. */
+    private readonly dryRun: boolean,
   ) {}
 
   /**
    * Publishes after exit 0 and returns the session's exit code: the receiver's, or the error's
    * when publishing failed or was vetoed (`say` tells the client in one line). Any other exit
-   * code discards the revision.
+   * code, and a dry run, discards the revision.
    */
   async finish(code: number, who: RevisionIdentity, say: (line: string) => void): Promise<number> {
-    if (code !== 0) return code;
+    if (code !== 0 || this.dryRun) return code;
     try {
       await publishRevision({
         sandbox: this.sandbox,
@@ -97,7 +99,7 @@ export function prepareRevisions(
   removeStaleStaging(sandbox, log);
   const start = new Date();
   const staged = openStaging(sandbox, mode, start, log);
-  const push = new RevisionPush(sandbox, grant, staged, log, start);
+  const push = new RevisionPush(sandbox, grant, staged, log, start, opts.dryRun);
   try {
     const rewritten = revisionPushOptions(opts, grant, staged, sandbox);
     log.info({ revision: staged.name, basis: staged.previousName, mode }, 'building revision');

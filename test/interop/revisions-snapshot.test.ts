@@ -94,7 +94,7 @@ t.test('destructive options tried by a snapshot key leave earlier revisions iden
   await symlink('../../snapshots', join(evilLink, 'evil2'));
   const evilDir = join(top, 'evil-dir');
   await buildTree(evilDir, [file('evil/pwn', 'pwned\n'), file('evil2/pwn', 'pwned\n'), file(`evil/${first}/same.txt`, 'pwned\n')]);
-  const attempts: Array<{ args: string[]; refused?: boolean }> = [
+  const attempts: Array<{ args: string[]; refused?: boolean; unpublished?: boolean }> = [
     { args: ['--inplace', `${other}/`] },
     { args: ['--inplace', '--no-W', '--protocol=28', `${other}/`] },
     { args: ['--append', `${other}/`], refused: true },
@@ -118,8 +118,9 @@ t.test('destructive options tried by a snapshot key leave earlier revisions iden
     { args: [`${evilDir}/`] },
     { args: [`${other}/`, `x:snapshots/${first}/`] },
     { args: ['--mkpath', `${other}/`, `x:latest/sub/`] },
+    { args: ['-n', '--delete', `${other}/`], unpublished: true },
   ];
-  for (const { args, refused } of attempts) {
+  for (const { args, refused, unpublished } of attempts) {
     const before = new Map(revisionNames(root).map((n) => [n, fingerprint(join(root, 'snapshots', n))]));
     const latest = await readlink(join(root, 'latest'));
     const dest = args.at(-1)!.startsWith('x:') ? [] : ['x:'];
@@ -129,6 +130,9 @@ t.test('destructive options tried by a snapshot key leave earlier revisions iden
       t.not(r.code, 0, `${what}: refused`);
       t.match(r.stderr, /rrsyncd: (option|path)/, `${what}: one clear line`);
       t.equal(await readlink(join(root, 'latest')), latest, `${what}: latest unchanged`);
+    } else if (unpublished) {
+      t.equal(r.code, 0, `${what}: ${r.stderr}`);
+      t.equal(await readlink(join(root, 'latest')), latest, `${what}: a dry run publishes nothing`);
     } else {
       t.equal(r.code, 0, `${what}: ${r.stderr}`);
       t.not(await readlink(join(root, 'latest')), latest, `${what}: a new revision`);
