@@ -52,7 +52,12 @@ function switchPointer(sandbox: Sandbox, req: PublishRequest): void {
   const temp = `.${pointer}.rrsyncd-new`;
   if (sandbox.lstat(temp)) sandbox.unlink(temp);
   sandbox.symlink(req.staged.publishedRel, temp);
-  sandbox.rename(temp, pointer);
+  try {
+    sandbox.rename(temp, pointer);
+  } catch (err) {
+    sandbox.unlink(temp);
+    throw err;
+  }
 }
 
 /** Moves the staged revision in, writes its manifest, switches the pointer; undone on failure. */

@@ -6,10 +6,10 @@
  */
 import type { Logger } from 'pino';
 import type { ChangePolicy } from '../gateway/change.js';
-import { RsyncError } from '../protocol/errors.js';
+import { ExitCode, RsyncError } from '../protocol/errors.js';
 import type { Grant } from '../policy/grant.js';
 import type { ServerOptions } from '../policy/server-options.js';
-import type { Sandbox } from '../sandbox/sandbox.js';
+import { SandboxError, type Sandbox } from '../sandbox/sandbox.js';
 import { STAGING_DIR, type RevisionHooks, type RevisionsConfig } from './layout.js';
 import { readOnlyGuard, revisionGuard } from './guard.js';
 import { revisionPullOptions, revisionPushOptions } from './options.js';
@@ -96,9 +96,16 @@ export function prepareRevisions(
   if (opts.sender) {
     return { opts: revisionPullOptions(opts, grant, mode), guards: [readOnlyGuard()], hiddenPath: STAGING_DIR, push: null };
   }
-  removeStaleStaging(sandbox, log);
   const start = new Date();
-  const staged = openStaging(sandbox, mode, start, log);
+  let staged: StagedRevision;
+  try {
+    removeStaleStaging(sandbox, log);
+    staged = openStaging(sandbox, mode, start, log);
+  } catch (err) {
+    if (!(err instanceof SandboxError)) throw err;
+    log.error({ err: err.message }, 'could not make the staging directory of a revision');
+    throw new RsyncError(`rrsyncd: cannot start a new revision (${err.code})`, ExitCode.FILEIO);
+  }
   const push = new RevisionPush(sandbox, grant, staged, log, start, opts.dryRun);
   try {
     const rewritten = revisionPushOptions(opts, grant, staged, sandbox);
