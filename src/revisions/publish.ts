@@ -102,7 +102,8 @@ export async function publishRevision(req: PublishRequest): Promise<RevisionEven
     revision: staged.name,
     revisionPath: staged.publishedRel,
     root: req.root,
-    argv: req.argv,
+    // byte strings (latin1) as the text the client typed
+    argv: req.argv.map((a) => Buffer.from(a, 'latin1').toString('utf8')),
     files: counts.files,
     bytes: counts.bytes,
     newBytes: counts.newBytes,
@@ -119,7 +120,7 @@ export async function publishRevision(req: PublishRequest): Promise<RevisionEven
       basis: staged.previousName,
       tenant: req.tenant,
       keyFingerprint: req.keyFingerprint,
-      argv: req.argv,
+      argv: event.argv!,
       ...counts,
       start: event.start!,
     });
