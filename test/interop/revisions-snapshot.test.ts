@@ -43,7 +43,7 @@ function chainOk(t: Tap, root: string): void {
 t.test('two pushes with one change and one deletion make two revisions sharing unchanged inodes', async (t) => {
   const host = await startEngineHost();
   t.teardown(() => host.close());
-  for (const protocol of [29, 30, 31, 32]) {
+  for (const protocol of [27, 28, 29, 30, 31, 32]) {
     await t.test(`--protocol=${protocol}`, async (t) => {
       const { root, src } = await workspace(t);
       const push = pusher(host, root, GRANT);
