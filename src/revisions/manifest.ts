@@ -40,11 +40,14 @@ export interface TreeCounts {
   newBytes: number;
 }
 
+/** Entries counted between two turns of the event loop (other sessions keep moving). */
+const YIELD_EVERY = 2000;
+
 /**
  * Counts a staged revision. A file is new data unless the same path of `basisRel` is the same
  * inode (a --link-dest hard link). Walks one directory at a time (no list of the whole tree).
  */
-export function countTree(sandbox: Sandbox, rootRel: string, basisRel: string | null): TreeCounts {
+export async function countTree(sandbox: Sandbox, rootRel: string, basisRel: string | null): Promise<TreeCounts> {
   const counts: TreeCounts = { files: 0, entries: 0, bytes: 0, newBytes: 0 };
   const seen = new Set<number>();
   const pending = [''];
@@ -54,7 +57,7 @@ export function countTree(sandbox: Sandbox, rootRel: string, basisRel: string | 
       const rel = dir === '' ? name : `${dir}/${name}`;
       const st = sandbox.lstat(`${rootRel}/${rel}`);
       if (!st) continue;
-      counts.entries++;
+      if (++counts.entries % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
       if (st.type === 'dir') pending.push(rel);
       if (st.type !== 'file') continue;
       counts.files++;

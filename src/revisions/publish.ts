@@ -90,7 +90,7 @@ export async function publishRevision(req: PublishRequest): Promise<RevisionEven
   const { sandbox, staged } = req;
   let counts;
   try {
-    counts = countTree(sandbox, staged.stagingRel, staged.previousRel);
+    counts = await countTree(sandbox, staged.stagingRel, staged.previousRel);
   } catch (err) {
     throw failure(err);
   }
