@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ExitCode, RsyncError } from '../protocol/errors.js';
 import { SandboxError, type Sandbox } from '../sandbox/sandbox.js';
-import { MANIFEST_SUFFIX, pointerName, type RevisionEvent, type RevisionHooks, type RevisionsConfig } from './layout.js';
+import { MANIFEST_SUFFIX, type RevisionEvent, type RevisionHooks, type RevisionsConfig } from './layout.js';
 import { chainLink, countTree, writeManifest, type Manifest } from './manifest.js';
+import { setPointer } from './pointer.js';
 import { scheduleRetention } from './retention.js';
 import type { StagedRevision } from './staging.js';
 
@@ -46,20 +47,6 @@ async function verify(req: PublishRequest, event: RevisionEvent): Promise<void> 
   throw new RsyncError(`rrsyncd: revision refused by verify hook: ${reason}`, ExitCode.SYNTAX);
 }
 
-/** Replaces the pointer symlink in one rename(2). */
-function switchPointer(sandbox: Sandbox, req: PublishRequest): void {
-  const pointer = pointerName(req.staged.mode);
-  const temp = `.${pointer}.rrsyncd-new`;
-  if (sandbox.lstat(temp)) sandbox.unlink(temp);
-  sandbox.symlink(req.staged.publishedRel, temp);
-  try {
-    sandbox.rename(temp, pointer);
-  } catch (err) {
-    sandbox.unlink(temp);
-    throw err;
-  }
-}
-
 /** Moves the staged revision in, writes its manifest, switches the pointer; undone on failure. */
 function install(req: PublishRequest, manifest: Omit<Manifest, 'previous' | 'previousSha256' | 'end'>): Manifest {
   const { sandbox, staged } = req;
@@ -68,7 +55,7 @@ function install(req: PublishRequest, manifest: Omit<Manifest, 'previous' | 'pre
   try {
     const full: Manifest = { ...manifest, ...chainLink(sandbox, staged.mode, staged.name), end: new Date().toISOString() };
     writeManifest(sandbox, full);
-    switchPointer(sandbox, req);
+    setPointer(sandbox, staged.mode, staged.name);
     return full;
   } catch (err) {
     try {

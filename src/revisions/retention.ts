@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Sandbox, SandboxError } from '../sandbox/sandbox.js';
 import { lockRoot } from '../sandbox/lock.js';
 import { MANIFEST_SUFFIX, revisionsDir, sortRevisionNames, type RevisionsConfig } from './layout.js';
-import { currentRevision } from './staging.js';
+import { currentRevision } from './pointer.js';
 
 const DEFAULT_KEEP = 3;
 const DEFAULT_GRACE_SECONDS = 60;

@@ -6,15 +6,8 @@
 import type { Logger } from 'pino';
 import { Sandbox, SandboxError } from '../sandbox/sandbox.js';
 import { lockRoot } from '../sandbox/lock.js';
-import {
-  STAGING_DIR,
-  parseRevisionName,
-  pointerName,
-  revisionBaseName,
-  revisionsDir,
-  uniqueRevisionName,
-  type RevisionMode,
-} from './layout.js';
+import { STAGING_DIR, revisionBaseName, revisionsDir, uniqueRevisionName, type RevisionMode } from './layout.js';
+import { currentRevision } from './pointer.js';
 
 export interface StagedRevision {
   mode: RevisionMode;
@@ -26,29 +19,6 @@ export interface StagedRevision {
   /** The revision the pointer names now (root-relative), or null for the first one. */
   previousRel: string | null;
   previousName: string | null;
-}
-
-/**
- * The published revision `latest`/`current` names, or null when there is none. A pointer that
- * names anything but a revision directory of this mode is ignored (and logged).
- */
-export function currentRevision(sandbox: Sandbox, mode: RevisionMode, log?: Logger): string | null {
-  const pointer = pointerName(mode);
-  const st = sandbox.lstat(pointer);
-  if (!st) return null;
-  if (st.type !== 'symlink') {
-    log?.warn({ pointer }, 'revision pointer is not a symlink: ignored');
-    return null;
-  }
-  const target = sandbox.readlink(pointer);
-  const prefix = `${revisionsDir(mode)}/`;
-  const name = target.startsWith(prefix) ? target.slice(prefix.length).replace(/\/+$/, '') : '';
-  const dir = parseRevisionName(name) ? sandbox.lstat(prefix + name) : null;
-  if (!dir || dir.type !== 'dir') {
-    log?.warn({ pointer, target }, 'revision pointer names no revision of this mode: ignored');
-    return null;
-  }
-  return name;
 }
 
 /** Makes the staging directory of a new revision (under the root lock: one writer per root). */

@@ -1,6 +1,6 @@
 // Revisions: grants and tenant config, the staging guard, retention choices, the manifest chain.
 import t from 'tap';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, symlinkSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, symlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -10,7 +10,8 @@ import { tenantGrant } from '../../src/ssh/key-ring.js';
 import { readOnlyGuard, revisionGuard } from '../../src/revisions/guard.js';
 import { revisionsToRemove } from '../../src/revisions/retention.js';
 import { verifyManifestChain, writeManifest, chainLink, type Manifest } from '../../src/revisions/manifest.js';
-import { openStaging, removeStaleStaging, currentRevision } from '../../src/revisions/staging.js';
+import { openStaging, removeStaleStaging } from '../../src/revisions/staging.js';
+import { currentRevision, setPointer } from '../../src/revisions/pointer.js';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 
 const silent = pino({ level: 'silent' });
@@ -96,6 +97,11 @@ t.test('staging names, stale staging, the pointer, and the manifest chain', asyn
   symlinkSync('snapshots/2026-12-07T101500Z', join(root, 'latest'));
   t.equal(currentRevision(sandbox, 'snapshot'), '2026-12-07T101500Z');
   t.equal(openStaging(sandbox, 'snapshot', at).name, '2026-12-07T101500Z-2', 'unique against published revisions');
+  mkdirSync(join(root, 'snapshots/2026-12-06T101500Z'));
+  setPointer(sandbox, 'snapshot', '2026-12-06T101500Z');
+  t.equal(currentRevision(sandbox, 'snapshot'), '2026-12-06T101500Z', 'switched back (a rollback)');
+  t.same(readdirSync(root).filter((n) => n.startsWith('.latest')), [], 'no temp symlink left');
+  rmSync(join(root, 'snapshots/2026-12-06T101500Z'), { recursive: true });
   rmSync(join(root, 'latest'));
   symlinkSync('../elsewhere', join(root, 'latest'));
   t.equal(currentRevision(sandbox, 'snapshot'), null, 'a pointer out of snapshots/ is no basis');
