@@ -57,6 +57,8 @@ export interface TenantConfig {
   mode?: 'rw' | 'ro' | 'wo';
   noDelete?: boolean;
   noOverwrite?: boolean;
+  /** -append-only: add, never delete, replace or change what exists. */
+  appendOnly?: boolean;
   munge?: boolean;
   noLock?: boolean;
   absolute?: boolean;
@@ -131,7 +133,7 @@ function algorithmList(kind: string, supported: string[]): convict.Format {
 }
 
 const TENANT_KEYS = new Set([
-  'name', 'users', 'keys', 'keysFile', 'root', 'mode', 'noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute',
+  'name', 'users', 'keys', 'keysFile', 'root', 'mode', 'noDelete', 'noOverwrite', 'appendOnly', 'munge', 'noLock', 'absolute',
   'allowOptions', 'denyOptions', 'limits',
 ]);
 const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
@@ -186,7 +188,7 @@ export function tenantProblems(t: unknown, at: string): string[] {
     out.push(`${at}.root: a relative root must stay below the default root (no ".." leading out)`);
   }
   if (o.mode !== undefined && !['rw', 'ro', 'wo'].includes(o.mode as string)) out.push(`${at}.mode: must be one of rw, ro, wo`);
-  for (const k of ['noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute']) {
+  for (const k of ['noDelete', 'noOverwrite', 'appendOnly', 'munge', 'noLock', 'absolute']) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') out.push(`${at}.${k}: must be true or false`);
   }
   if (o.keys === undefined && o.keysFile === undefined) out.push(`${at}: needs keys or keysFile`);
@@ -321,7 +323,7 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       env: 'RRSYNCD_AUTHORIZED_KEYS',
     },
     tenants: {
-      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}}].',
+      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, appendOnly?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}}].',
       format: 'tenant-list',
       default: [],
     },

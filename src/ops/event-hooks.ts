@@ -20,6 +20,7 @@ const OUTPUT_HEAD_BYTES = 4096;
 const KILL_GRACE_MS = 5000;
 
 export interface EventHooks extends RevisionHooks {
+  published(event: RevisionEvent): void;
   sessionEnd(event: RevisionEvent): void;
   /** Resolves once every hook and webhook started so far has finished (tests, shutdown). */
   settled(): Promise<void>;
