@@ -35,18 +35,26 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
+/** Where a verb writes (the console passes its PTY). */
+export interface VerbOutput {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const STDIO: VerbOutput = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
+
 interface Target {
   root: string;
   mode?: RevisionMode;
 }
 
 /** Runs `revisions`, `prune` or `publish`; resolves with the exit code. */
-export async function runRevisionVerb(verb: 'revisions' | 'prune' | 'publish', args: string[]): Promise<number> {
+export async function runRevisionVerb(verb: 'revisions' | 'prune' | 'publish', args: string[], io: VerbOutput = STDIO): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
   if (verb !== 'publish' && positionals.length) throw new VerbUsageError(`unexpected argument "${positionals[0]}"`);
   const rules = keepRules(values);
   if (verb === 'prune' && !hasKeepRule(rules)) {
-    process.stderr.write('rrsyncd: prune needs at least one --keep-* rule (without one it would remove every revision but the published one); nothing removed\n');
+    io.err('rrsyncd: prune needs at least one --keep-* rule (without one it would remove every revision but the published one); nothing removed\n');
     return 2;
   }
   if (verb === 'publish' && (!values.rollback || positionals.length > 1)) {
@@ -57,30 +65,29 @@ export async function runRevisionVerb(verb: 'revisions' | 'prune' | 'publish', a
   try {
     sandbox = Sandbox.open(target.root);
   } catch (err) {
-    process.stderr.write(`rrsyncd: ${target.root}: ${(err as Error).message}\n`);
+    io.err(`rrsyncd: ${target.root}: ${(err as Error).message}\n`);
     return 1;
   }
   try {
     const mode = detectMode(sandbox, target.mode);
-    if (verb === 'revisions') return print(values.json, readInventory(sandbox, mode), formatInventory);
+    const print = <T>(value: T, text: (v: T) => string): number => {
+      io.out(values.json ? `${JSON.stringify(value, null, 2)}\n` : text(value));
+      return 0;
+    };
+    if (verb === 'revisions') return print(readInventory(sandbox, mode), formatInventory);
     if (verb === 'prune') {
       const outcome = await prune(sandbox, mode, rules, { dryRun: !!values['dry-run'] });
-      return print(values.json, { dryRun: !!values['dry-run'], ...outcome }, formatPrune);
+      return print({ dryRun: !!values['dry-run'], ...outcome }, formatPrune);
     }
     const done = rollback(sandbox, mode, positionals[0]);
-    return print(values.json, { pointer: pointerName(mode), ...done }, (r) => `${r.pointer}: ${r.from ?? '(none)'} -> ${r.to}\n`);
+    return print({ pointer: pointerName(mode), ...done }, (r) => `${r.pointer}: ${r.from ?? '(none)'} -> ${r.to}\n`);
   } catch (err) {
     if (!(err instanceof RevisionsError)) throw err;
-    process.stderr.write(`rrsyncd: ${err.message}\n`);
+    io.err(`rrsyncd: ${err.message}\n`);
     return 1;
   } finally {
     sandbox.close();
   }
-}
-
-function print<T>(json: boolean | undefined, value: T, text: (v: T) => string): number {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : text(value));
-  return 0;
 }
 
 function count(values: Values, name: 'keep-last' | 'keep-daily' | 'keep-weekly' | 'keep-monthly'): number | undefined {

@@ -1,12 +1,17 @@
 // The administrator's revision verbs on real directories (the layout of src/revisions/layout.ts,
 // built here by hand): `rrsyncd revisions`, `prune` (rules, --dry-run, --json, refusal without a
-// rule, manifests kept, symlinks inside a revision not followed) and `publish --rollback`.
+// rule, manifests kept, symlinks inside a revision not followed), `publish --rollback`, and the
+// console's `revisions` / `prune --dry-run`.
 import t, { type Test } from 'tap';
 import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import pino from 'pino';
 import { runCli } from '../helpers/server.js';
+import { ControlSocket } from '../../src/ops/control-socket.js';
+import { runConsole } from '../../src/ops/console.js';
 
 async function tmp(t: Test): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'rrsyncd-revops-'));
@@ -123,4 +128,42 @@ t.test('--config FILE --tenant NAME finds the tenant root', async (t) => {
   const missing = await runCli(['revisions', '--config', cfg, '--tenant', 'nobody']);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /no tenant named "nobody"/);
+});
+
+t.test('the console previews: revisions TENANT, prune TENANT --dry-run (and only that)', async (t) => {
+  const d = await tmp(t);
+  const root = join(d, 'acme');
+  await layout(root, 'snapshot', NAMES.slice(0, 3), NAMES[2]!, d);
+  const log = pino({ level: 'silent' });
+  const socket = join(d, 'control.sock');
+  const control = await ControlSocket.start(
+    socket,
+    {
+      sessions: () => [],
+      kick: () => [],
+      reload: () => ({ ok: true, keys: 0, closed: 0 }),
+      tenants: () => [{ name: 'acme', root, sessions: 0 }],
+      follow: () => () => undefined,
+    },
+    log,
+  );
+  t.teardown(() => control.close());
+  const input = new PassThrough();
+  const output = new PassThrough();
+  let screen = '';
+  output.on('data', (c: Buffer) => (screen += c.toString()));
+  const done = runConsole({ socket, who: 'test', idleTimeoutMs: 60_000, input, output });
+  const waitFor = async (re: RegExp) => {
+    for (let i = 0; i < 200 && !re.test(screen); i++) await new Promise((r) => setTimeout(r, 50));
+    return re.test(screen);
+  };
+  input.write('revisions acme\n');
+  t.ok(await waitFor(/2026-12-05T010000Z {2}\S+ {2}3 files, 300 bytes {2}\(latest\)/), 'revisions listed');
+  input.write('prune acme --keep-last 1\n');
+  t.ok(await waitFor(/the console only previews/), 'a real prune is refused');
+  input.write('prune acme --dry-run --keep-last 1\n');
+  t.ok(await waitFor(/1 kept, 2 would be removed \(dry run: nothing removed\)/), 'the preview');
+  input.write('exit\n');
+  t.equal(await done, 0);
+  t.equal(readdirSync(join(root, 'snapshots')).length, 6, 'nothing removed');
 });
