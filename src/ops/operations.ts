@@ -69,6 +69,7 @@ export class Operations {
         this.events.sessionEnd(sessionEndEvent(summary));
       },
       adminRing: () => this.adminRing,
+      revisionHooks: this.revisionHooks,
       adminSession: (session, info) =>
         startAdminSession(session, info, {
           controlSocket: controlSocketPath(this.config.stateDir),
