@@ -16,7 +16,7 @@ import {
 /** A manifest larger than this is not read (its revision is listed without size). */
 const MANIFEST_MAX_BYTES = 1 << 20;
 
-export interface RevisionInfo {
+interface RevisionInfo {
   name: string;
   time: Date;
   /** The tree is there (false: pruned, only its manifest is left). */
@@ -50,7 +50,7 @@ export function detectMode(sandbox: Sandbox, given?: RevisionMode): RevisionMode
 }
 
 /** The revision name the pointer names (`snapshots/<name>` or `revisions/<name>`), if any. */
-export function readPointer(sandbox: Sandbox, mode: RevisionMode): string | undefined {
+function readPointer(sandbox: Sandbox, mode: RevisionMode): string | undefined {
   const st = sandbox.lstat(pointerName(mode));
   if (st?.type !== 'symlink') return undefined;
   const target = sandbox.readlink(pointerName(mode)).replace(/\/+$/, '');

@@ -42,7 +42,7 @@ export async function prune(
 }
 
 /** rm -rf of `rel` through the sandbox (no symlink followed), yielding every OPS_PER_TURN steps. */
-export async function removeTreeYielding(sandbox: Sandbox, rel: string): Promise<void> {
+async function removeTreeYielding(sandbox: Sandbox, rel: string): Promise<void> {
   let ops = 0;
   const step = async (): Promise<void> => {
     if (++ops % OPS_PER_TURN === 0) await yieldNow();

@@ -34,7 +34,7 @@ export function rollback(sandbox: Sandbox, mode: RevisionMode, name?: string): R
 }
 
 /** Points `latest` / `current` at revision `name` atomically (symlink to a temp name, rename). */
-export function switchPointer(sandbox: Sandbox, mode: RevisionMode, name: string): void {
+function switchPointer(sandbox: Sandbox, mode: RevisionMode, name: string): void {
   const pointer = pointerName(mode);
   const temp = `.${pointer}.${randomBytes(6).toString('hex')}`;
   sandbox.symlink(`${revisionsDir(mode)}/${name}`, temp);
