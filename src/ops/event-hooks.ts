@@ -18,6 +18,9 @@ import { postWebhook } from './webhook.js';
 const OUTPUT_HEAD_BYTES = 4096;
 /** SIGTERM → SIGKILL. */
 const KILL_GRACE_MS = 5000;
+/** published/sessionEnd hook processes running at once, and waiting beyond that (then dropped). */
+const MAX_RUNNING = 8;
+const MAX_WAITING = 256;
 
 export interface EventHooks extends RevisionHooks {
   published(event: RevisionEvent): void;
@@ -61,8 +64,28 @@ export function createEventHooks(config: HooksConfig, log: Logger, opts: EventHo
       );
       return r;
     });
+  // A busy server ends many sessions: their hooks run a few at a time, the rest wait (bounded).
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const startQueued = (name: string, argv: string[], event: RevisionEvent): void => {
+    const start = (): void => {
+      running++;
+      track(
+        run(name, argv, event).finally(() => {
+          running--;
+          waiting.shift()?.();
+        }),
+      );
+    };
+    if (running < MAX_RUNNING) return start();
+    if (waiting.length >= MAX_WAITING) {
+      log.warn({ event: 'hook', hook: name, for: event.event, tenant: event.tenant, waiting: waiting.length }, `${name} hook dropped: too many waiting`);
+      return;
+    }
+    waiting.push(start);
+  };
   const notify = (name: 'published' | 'sessionEnd', argv: string[], event: RevisionEvent): void => {
-    if (argv.length) track(run(name, argv, event));
+    if (argv.length) startQueued(name, argv, event);
     if (config.webhook.url) {
       const url = config.webhook.url;
       track(
@@ -83,7 +106,7 @@ export function createEventHooks(config: HooksConfig, log: Logger, opts: EventHo
       notify('sessionEnd', config.sessionEnd, { ...event, event: 'session.end' });
     },
     async settled() {
-      while (pending.size) await Promise.allSettled([...pending]);
+      while (pending.size || waiting.length) await Promise.allSettled([...pending]);
     },
   };
   if (config.verify.length) {

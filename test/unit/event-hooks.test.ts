@@ -108,6 +108,20 @@ t.test('only the first 4 KiB of output is kept', async (t) => {
   t.equal(rec.level, 40, 'a failing hook is a warning');
 });
 
+t.test('session-end hooks of many sessions run at most 8 at a time, all of them', async (t) => {
+  const d = await tmp(t);
+  await mkdir(join(d, 'running'));
+  const { log } = memoryLog();
+  const script = `mkdir ${d}/running/$$; ls ${d}/running | wc -l >> ${d}/counts; sleep 0.3; rmdir ${d}/running/$$`;
+  const h = createEventHooks(hooksConfig({ sessionEnd: ['/bin/sh', '-c', script] }), log);
+  for (let i = 0; i < 20; i++) h.sessionEnd({ event: 'session.end', exitCode: 0 });
+  await h.settled();
+  const counts = (await readFile(join(d, 'counts'), 'utf8')).trim().split('\n').map(Number);
+  t.equal(counts.length, 20, 'every hook ran');
+  t.ok(Math.max(...counts) <= 8, `at most 8 at once (saw ${Math.max(...counts)})`);
+  t.ok(Math.max(...counts) > 1, 'and more than one at a time');
+});
+
 async function webhookServer(t: Test, statuses: number[]): Promise<{ url: string; bodies: unknown[] }> {
   const bodies: unknown[] = [];
   const server = createServer((req: IncomingMessage, res) => {
