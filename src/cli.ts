@@ -5,6 +5,7 @@
  *   rrsyncd keygen --host-key FILE
  *   rrsyncd init | sessions | kick | reload | console (src/ops)
  *   rrsyncd relay [OPTIONS] SRCHOST:PATH DSTHOST:PATH (src/relay)
+ *   rrsyncd revisions | prune | publish --rollback (src/ops/revision-verbs.ts)
  *   rrsyncd --help | --version
  */
 import { assertPatchedInternals } from './patches/self-check.js';
@@ -20,6 +21,7 @@ import { buildAdminRing } from './ops/admins.js';
 import { resolveControlSocket, runControlVerb, VerbUsageError } from './ops/cli-verbs.js';
 import { runConsole } from './ops/console.js';
 import { runInit } from './ops/init.js';
+import { runRevisionVerb } from './ops/revision-verbs.js';
 import { Operations } from './ops/operations.js';
 import { ensureHostKey, generateHostKey, loadHostKey, type HostKey } from './ssh/host-keys.js';
 import { nativeCryptoStatus } from './ssh/native-crypto.js';
@@ -38,6 +40,13 @@ const USAGE = `usage:
   rrsyncd console                        the operator console (admin keys get it over ssh -t)
   rrsyncd relay [OPTIONS] [USER@]SRCHOST:PATH [USER@]DSTHOST:PATH
                                          rsync between two remote hosts through this machine
+  rrsyncd revisions --root DIR | --config FILE --tenant NAME [--json]
+                                         list a revisions root's snapshots/revisions
+  rrsyncd prune (--root DIR | --config FILE --tenant NAME) [--keep-last N] [--keep-daily N]
+                [--keep-weekly N] [--keep-monthly N] [--keep-within D] [--min-age D]
+                [--dry-run] [--json]       remove revisions no rule keeps (D: 12h, 7d, 2w)
+  rrsyncd publish (--root DIR | --config FILE --tenant NAME) --rollback [NAME]
+                                         point current/latest back at an earlier revision
   rrsyncd --help | --version
 
 sessions, kick, reload and console find the server by --socket PATH, $RRSYNCD_CONTROL_SOCKET, or
@@ -89,6 +98,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runControlVerb(command, rest);
       case 'console':
         return await consoleVerb(rest);
+      case 'revisions':
+      case 'prune':
+      case 'publish':
+        return await runRevisionVerb(command, rest);
       case 'relay':
         return await (await import('./relay/relay.js')).runRelay(rest);
       default:

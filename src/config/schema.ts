@@ -58,6 +58,8 @@ export interface TenantConfig {
   mode?: 'rw' | 'ro' | 'wo';
   noDelete?: boolean;
   noOverwrite?: boolean;
+  /** -append-only: add, never delete, replace or change what exists. */
+  appendOnly?: boolean;
   munge?: boolean;
   noLock?: boolean;
   absolute?: boolean;
@@ -92,6 +94,16 @@ export interface ConfigShape {
   log: { level: string; destination: string };
   metrics: { listen: string };
   admins: { keys: string[]; keysFile: string; shell: string[]; idleTimeoutMs: number };
+  hooks: HooksConfig;
+}
+
+/** Event hooks (src/ops/event-hooks.ts): argv lists run without a shell; empty = none. */
+export interface HooksConfig {
+  verify: string[];
+  published: string[];
+  sessionEnd: string[];
+  timeoutSeconds: number;
+  webhook: { url: string; timeoutSeconds: number; retries: number };
 }
 
 const splitList = (v: unknown): unknown => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v);
@@ -124,7 +136,7 @@ function algorithmList(kind: string, supported: string[]): convict.Format {
 }
 
 const TENANT_KEYS = new Set([
-  'name', 'users', 'keys', 'keysFile', 'root', 'mode', 'noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute',
+  'name', 'users', 'keys', 'keysFile', 'root', 'mode', 'noDelete', 'noOverwrite', 'appendOnly', 'munge', 'noLock', 'absolute',
   'allowOptions', 'denyOptions', 'limits', 'revisions',
 ]);
 const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
@@ -193,7 +205,7 @@ export function tenantProblems(t: unknown, at: string): string[] {
     out.push(`${at}.root: a relative root must stay below the default root (no ".." leading out)`);
   }
   if (o.mode !== undefined && !['rw', 'ro', 'wo'].includes(o.mode as string)) out.push(`${at}.mode: must be one of rw, ro, wo`);
-  for (const k of ['noDelete', 'noOverwrite', 'munge', 'noLock', 'absolute']) {
+  for (const k of ['noDelete', 'noOverwrite', 'appendOnly', 'munge', 'noLock', 'absolute']) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') out.push(`${at}.${k}: must be true or false`);
   }
   if (o.keys === undefined && o.keysFile === undefined) out.push(`${at}: needs keys or keysFile`);
@@ -267,6 +279,25 @@ function addFormats(): void {
         parseMaxStartups(v);
       },
     },
+    'hook-argv': {
+      validate(v: unknown) {
+        assertStringList(v);
+        if (v.length > 0 && !isAbsolute(v[0]!)) throw new Error('must be empty or an argv whose program is an absolute path');
+      },
+    },
+    'webhook-url': {
+      validate(v: unknown) {
+        if (typeof v !== 'string') throw new Error('must be an http:// or https:// URL, or empty');
+        if (v !== '' && !/^https?:\/\/[^\s]+$/.test(v)) throw new Error(`"${v}" is not an http:// or https:// URL`);
+        if (v !== '') new URL(v);
+      },
+    },
+    'retries': {
+      coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+      validate(v: unknown) {
+        if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > 10) throw new Error('must be an integer from 0 to 10');
+      },
+    },
     'positive-int': {
       coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
       validate(v: unknown) {
@@ -310,7 +341,7 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       env: 'RRSYNCD_AUTHORIZED_KEYS',
     },
     tenants: {
-      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}, revisions?: {mode: snapshot|publish, keep?, graceSeconds?}}].',
+      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, appendOnly?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}, revisions?: {mode: snapshot|publish, keep?, graceSeconds?}}].',
       format: 'tenant-list',
       default: [],
     },
@@ -429,6 +460,25 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         format: 'positive-int',
         default: 900_000,
         env: 'RRSYNCD_ADMIN_IDLE_TIMEOUT_MS',
+      },
+    },
+    hooks: {
+      verify: {
+        doc: 'argv (no shell; absolute program path) run on a staged revision before it is published, cwd = the revision; a non-zero exit vetoes it. Gets one JSON event on stdin and RRSYNCD_* variables.',
+        format: 'hook-argv',
+        default: [],
+      },
+      published: { doc: 'argv run after a revision was published (same event and variables).', format: 'hook-argv', default: [] },
+      sessionEnd: { doc: 'argv run after every rsync session (same event and variables).', format: 'hook-argv', default: [] },
+      timeoutSeconds: {
+        doc: 'A hook still running after this many seconds gets SIGTERM, then SIGKILL 5 s later (a verify hook that times out vetoes).',
+        format: 'positive-int',
+        default: 30,
+      },
+      webhook: {
+        url: { doc: 'http(s) URL that gets each published and session-end event as a JSON POST. Empty: none.', format: 'webhook-url', default: '' },
+        timeoutSeconds: { doc: 'Timeout of one webhook attempt.', format: 'positive-int', default: 10 },
+        retries: { doc: 'Attempts after a failed one (0-10), with doubling backoff from 1 s.', format: 'retries', default: 3 },
       },
     },
   };

@@ -60,14 +60,19 @@ export interface Change {
   dest?: string;
   /** write / truncate / create of a finished file: its length. */
   size?: number;
-  /** mkdir, create, symlink, mknod: permission bits asked for. */
+  /** mkdir, create, symlink, mknod: permission bits asked for; attrs: the mode to set. */
   mode?: number;
+  /** attrs: the owner / group to set, and whether times are set. */
+  uid?: number;
+  gid?: number;
+  times?: boolean;
 }
 
 /**
  * One concern the gateway applies to every change. `before` may refuse the change (throw an
- * RsyncError or SandboxError) or redirect it (return another root-relative path for `path`);
- * `after` sees it once it is done (not when it failed).
+ * RsyncError or SandboxError) or redirect it (return another root-relative path for `path`), and
+ * may narrow an 'attrs' change by clearing its `mode`, `uid`, `gid` or `times` (that attribute
+ * then stays as it is); `after` sees it once it is done (not when it failed).
  */
 export interface ChangePolicy {
   before?(change: Change): string | void;

@@ -100,7 +100,8 @@ export class Gateway {
     if (attrs.mode === undefined && attrs.mtime === undefined && attrs.atime === undefined && attrs.uid === undefined && attrs.gid === undefined) {
       return this.sandbox.setAttrs(rel, attrs, opts);
     }
-    this.apply({ op: 'attrs', path: rel, purpose, mode: attrs.mode }, (p) => this.sandbox.setAttrs(p, attrs, opts));
+    const change = attrsChange(rel, purpose, attrs);
+    this.apply(change, (p) => this.sandbox.setAttrs(p, narrowed(attrs, change), opts));
   }
 
   // ---- file data ----------------------------------------------------------------------------
@@ -197,7 +198,8 @@ export class Gateway {
     const h = this.handle(fd);
     // An unnamed file is nobody's yet: its attributes are part of the 'create' that names it.
     if (h.path === null) return this.sandbox.fsetAttrs(fd, attrs);
-    this.apply({ op: 'attrs', path: h.path, purpose: 'entry', mode: attrs.mode }, () => this.sandbox.fsetAttrs(fd, attrs));
+    const change = attrsChange(h.path, 'entry', attrs);
+    this.apply(change, () => this.sandbox.fsetAttrs(fd, narrowed(attrs, change)));
   }
 
   /** Starts writeback of a range (see Sandbox.startWriteback). */
@@ -247,6 +249,21 @@ export class Gateway {
     for (const p of this.policies) p.after?.(change);
     return result;
   }
+}
+
+function attrsChange(path: string, purpose: ChangePurpose, a: Attrs): Change {
+  const times = a.mtime !== undefined || a.atime !== undefined;
+  return { op: 'attrs', path, purpose, mode: a.mode, uid: a.uid, gid: a.gid, times };
+}
+
+/** The attributes a policy left in an 'attrs' change. */
+function narrowed(a: Attrs, c: Change): Attrs {
+  const out: Attrs = { mode: c.mode, uid: c.uid, gid: c.gid };
+  if (c.times) {
+    out.mtime = a.mtime;
+    out.atime = a.atime;
+  }
+  return out;
 }
 
 /** linkUnnamed found the name taken: no change happened. */

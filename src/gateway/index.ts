@@ -8,6 +8,7 @@ import type { Grant } from '../policy/grant.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { ChangePolicy } from './change.js';
 import { Gateway } from './gateway.js';
+import { appendOnlyRules } from './append-only.js';
 import { grantRules } from './grant-rules.js';
 import { Quota } from './quota.js';
 
@@ -22,7 +23,9 @@ export interface GatewayOptions {
 
 export function openGateway(sandbox: Sandbox, grant: Grant, log: Logger, opts: GatewayOptions): Gateway {
   const policies: ChangePolicy[] = [...(opts.guards ?? [])];
-  const rules = grantRules(grant, sandbox);
+  // -append-only's own rules first (their refusals name it), then -no-del / -no-overwrite it implies
+  if (grant.appendOnly) policies.push(appendOnlyRules(sandbox));
+  const rules = grantRules(grant.appendOnly ? { ...grant, noDelete: true, noOverwrite: true } : grant, sandbox);
   if (rules) policies.push(rules);
   const quota = opts.quota ? Quota.forRoot(grant.limits, sandbox) : null;
   if (quota) policies.push(quota);

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import type { Socket } from 'node:net';
 import { controlFollowLog, controlRequest, type ControlRequest } from './control-socket.js';
 import { formatTenants } from './cli-verbs.js';
+import { runRevisionVerb } from './revision-verbs.js';
 import { formatSessions, type SessionView } from './sessions.js';
 import type { TenantView } from './control-socket.js';
 
@@ -16,6 +17,8 @@ const HELP = `commands:
   tenants                            configured tenants, roots, running sessions, quotas
   usage [--tenant NAME]              disk usage per tenant
   reload                             reload the configuration (validated first)
+  revisions TENANT [--json]          a tenant's snapshots/revisions
+  prune TENANT --dry-run --keep-…    what rrsyncd prune would remove (only a preview here)
   log                                follow the server log (^C stops)
   help                               this text
   exit [N]                           leave the console (also ^D)
@@ -134,6 +137,18 @@ async function execute(words: string[], { request, write, follow, finish }: Comm
       const r = await request({ op: 'reload' });
       if (r.ok) return write(`reloaded: ${String(r.keys)} key(s), ${String(r.closed)} connection(s) closed\n`);
       return write(`${r.error}\n${(r.problems ?? []).map((p) => `  ${p}\n`).join('')}`);
+    }
+    case 'revisions':
+    case 'prune': {
+      await request({ op: 'audit', line });
+      const [tenant, ...args] = rest;
+      if (cmd === 'prune' && !args.includes('--dry-run')) return write('the console only previews: prune TENANT --dry-run --keep-…\n');
+      const r = await request({ op: 'tenants' });
+      if (!r.ok) return write(`error: ${r.error}\n`);
+      const t = (r.tenants as TenantView[]).find((x) => x.name === tenant);
+      if (!t) return write(`usage: ${cmd} TENANT …; no tenant named "${tenant ?? ''}"\n`);
+      await runRevisionVerb(cmd, ['--root', t.root, ...args], { out: write, err: write });
+      return;
     }
     case 'log': {
       write('following the log; ^C stops\n');

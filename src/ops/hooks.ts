@@ -5,6 +5,7 @@
 import type { Session } from 'ssh2';
 import type { Logger } from 'pino';
 import type { KeyEntry, KeyRing } from '../ssh/authorized-keys.js';
+import type { RevisionHooks } from '../revisions/layout.js';
 import type { ExecSummary } from './metrics.js';
 import type { SessionRegistry } from './sessions.js';
 
@@ -27,4 +28,6 @@ export interface ServerHooks {
   adminRing?(): KeyRing | undefined;
   /** A session channel opened by an admin key: the console, never rsync. */
   adminSession?(session: Session, info: AdminSessionInfo): void;
+  /** The operator's verify/published hooks, for sessions that publish revisions. */
+  revisionHooks?: RevisionHooks;
 }

@@ -13,8 +13,10 @@ import type { RrsyncServer } from '../ssh/server.js';
 import { startAdminSession } from '../ssh/admin-shell.js';
 import { buildAdminRing } from './admins.js';
 import { ControlSocket, controlSocketPath, type ReloadOutcome, type TenantView } from './control-socket.js';
+import type { RevisionEvent, RevisionHooks } from '../revisions/layout.js';
+import { createEventHooks, type EventHooks } from './event-hooks.js';
 import type { ServerHooks } from './hooks.js';
-import { Metrics, serveMetrics } from './metrics.js';
+import { Metrics, serveMetrics, type ExecSummary } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 
 export interface OperationsOptions {
@@ -35,11 +37,22 @@ export class Operations {
   private http?: HttpServer;
   private stopping = false;
   private readonly log: Logger;
+  /** The configured event hooks (rebuilt on reload; runs already started go on). */
+  private events: EventHooks;
+  /**
+   * What a revision-publishing session asks of the hooks (verify, published): hand this to the
+   * session request; it always uses the current configuration.
+   */
+  readonly revisionHooks: RevisionHooks = {
+    verify: (event, stagedPath) => this.events.verify?.(event, stagedPath) ?? Promise.resolve(null),
+    published: (event) => this.events.published?.(event),
+  };
 
   constructor(private readonly opts: OperationsOptions) {
     this.config = opts.config;
     this.adminRing = opts.adminRing;
     this.log = opts.logSink.logger;
+    this.events = createEventHooks(opts.config.hooks, this.log);
     this.metrics = new Metrics({
       activeConnections: () => this.server?.connectionCount ?? 0,
       activeSessions: () => this.registry.size,
@@ -51,8 +64,12 @@ export class Operations {
     return {
       sessions: this.registry,
       authFailed: (reason) => this.metrics.authFailed(reason),
-      execEnded: (summary) => this.metrics.recordExec(summary),
+      execEnded: (summary) => {
+        this.metrics.recordExec(summary);
+        this.events.sessionEnd(sessionEndEvent(summary));
+      },
       adminRing: () => this.adminRing,
+      revisionHooks: this.revisionHooks,
       adminSession: (session, info) =>
         startAdminSession(session, info, {
           controlSocket: controlSocketPath(this.config.stateDir),
@@ -96,6 +113,11 @@ export class Operations {
     this.stopping = true;
   }
 
+  /** Resolves once the hooks and webhooks started so far have finished. */
+  hooksSettled(): Promise<void> {
+    return this.events.settled();
+  }
+
   stop(): void {
     this.control?.close();
     this.http?.close();
@@ -117,6 +139,7 @@ export class Operations {
       this.opts.logSink.apply(config.log);
       this.config = config;
       this.adminRing = admins.ring;
+      this.events = createEventHooks(config.hooks, this.log);
       const closed = this.server?.reload(config, keys.ring) ?? 0;
       this.log.info({ keys: keys.ring.size, adminKeys: admins.ring?.size ?? 0, closed }, 'configuration reloaded');
       return { ok: true, keys: keys.ring.size, closed };
@@ -137,4 +160,22 @@ export class Operations {
       quotaFiles: t.limits?.quotaFiles,
     }));
   }
+}
+
+/** The `session.end` event of an exec summary (the server's `exec` record). */
+function sessionEndEvent(s: ExecSummary & Record<string, unknown>): RevisionEvent {
+  const end = Date.now();
+  const event: RevisionEvent = {
+    event: 'session.end',
+    exitCode: s.exitCode,
+    bytes: s.role === 'sender' ? s.bytesOut : s.bytesIn,
+    start: new Date(end - s.durationMs).toISOString(),
+    end: new Date(end).toISOString(),
+  };
+  if (s.tenant !== undefined) event.tenant = s.tenant;
+  if (typeof s.fingerprint === 'string') event.keyFingerprint = s.fingerprint;
+  if (typeof s.root === 'string') event.root = s.root;
+  if (Array.isArray(s.argv)) event.argv = s.argv as string[];
+  if (s.files !== undefined) event.files = s.files;
+  return event;
 }

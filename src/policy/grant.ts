@@ -16,6 +16,11 @@ export interface Grant {
   noDelete: boolean;
   /** -no-overwrite: existing files are never replaced (forces --ignore-existing). */
   noOverwrite: boolean;
+  /**
+   * -append-only: nothing that exists is deleted, replaced, written or changed (mode, owner);
+   * new entries may be added (implies noDelete and noOverwrite; gateway/append-only.ts).
+   */
+  appendOnly?: boolean;
   /** -munge: symlinks are stored munged (--munge-links). */
   munge: boolean;
   /** -no-lock: no per-root single-run lock. */

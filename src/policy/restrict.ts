@@ -1,6 +1,6 @@
 /**
  * rrsync-style restrictions (support/rrsync 3.5.0) applied to parsed server options: direction
- * (-ro/-wo), -no-del, -no-overwrite, -munge, the option allow-list, and lexical confinement of
+ * (-ro/-wo), -no-del, -no-overwrite, -append-only, -munge, the option allow-list, and lexical confinement of
  * every client-named path. Called on the command line and again on protected args.
  */
 import { ExitCode, RsyncError } from '../protocol/errors.js';
@@ -46,7 +46,9 @@ const DENIED_BELOW_ROOT = ['copy-links', 'copy-dirlinks', 'keep-dirlinks', 'copy
 /** -no-overwrite: each of these can replace or consume another existing file. */
 const DENIED_NO_OVERWRITE = ['log-file', 'partial-dir', 'delay-updates', 'backup-dir', 'backup'];
 
-export function applyGrant(opts: ServerOptions, grant: Grant): ServerOptions {
+export function applyGrant(opts: ServerOptions, given: Grant): ServerOptions {
+  // -append-only refuses and forces what -no-del and -no-overwrite do; its gateway rules do the rest
+  const grant = given.appendOnly ? { ...given, noDelete: true, noOverwrite: true } : given;
   checkDirection(opts, grant);
   checkUnsupportedFeatures(opts);
   const denied = deniedOptions(grant);

@@ -1,7 +1,7 @@
 /**
  * OpenSSH authorized_keys lines → key entries with grants.
  *
- * - `command="rrsync [-ro|-wo] [-munge] [-no-del] [-no-lock] [-no-overwrite] [-absolute] [-snapshot|-publish] DIR"` is read as
+ * - `command="rrsync [-ro|-wo] [-munge] [-no-del] [-no-lock] [-no-overwrite] [-append-only] [-absolute] [-snapshot|-publish] DIR"` is read as
  *   the key's grant; a relative DIR is resolved against the default root (`--root` / config `root`, or
  *   the tenant's root for config tenants). Any other command= value makes the key unusable.
  * - A line without command= gets the default root, read-write.
@@ -137,6 +137,9 @@ export function grantFromRrsyncCommand(command: string, defaultRoot: string, bas
         break;
       case '-no-overwrite':
         grant.noOverwrite = true;
+        break;
+      case '-append-only':
+        grant.appendOnly = grant.noDelete = grant.noOverwrite = true;
         break;
       case '-absolute':
         grant.absolute = true;

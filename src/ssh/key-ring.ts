@@ -28,6 +28,7 @@ export function tenantGrant(t: TenantConfig, defaultRoot: string): Grant {
   g.noDelete = t.noDelete ?? g.readOnly;
   g.noLock = t.noLock ?? g.readOnly;
   g.noOverwrite = t.noOverwrite ?? false;
+  if (t.appendOnly) g.appendOnly = g.noDelete = g.noOverwrite = true;
   g.munge = t.munge ?? false;
   g.absolute = t.absolute ?? false;
   if (t.allowOptions) g.extraAllowedOptions = [...t.allowOptions];
