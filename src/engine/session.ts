@@ -33,6 +33,8 @@ import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
 import { openGateway, type ChangePolicy } from '../gateway/index.js';
 import { allowIncRecurseForSender, runSender } from './sender/sender.js';
 import { hashWasmBinaries } from '../patches/hash-wasm.js';
+import { usageLedgers } from '../usage/registry.js';
+import type { UsageLedger } from '../usage/ledger.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -147,6 +149,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     writer.i32(seed);
     writer.flush();
     const sums = checksumSpecs(negotiated, protocol, seed, compatFlags);
+    const ledger = opts.sender ? null : await openLedger(sandbox, req);
     ctx = {
       protocol,
       compatFlags,
@@ -158,7 +161,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       opts,
       grant: req.grant,
       sandbox,
-      gateway: openGateway(sandbox, req.grant, log, { quota: !opts.sender, extra: req.changePolicies }),
+      gateway: openGateway(sandbox, req.grant, log, { ledger, extra: req.changePolicies }),
       reader,
       writer,
       log,
@@ -185,8 +188,26 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     const code = await reportFatal(io, ctx, log, err);
     return result(code);
   } finally {
+    ctx?.gateway.end();
     sandbox?.close();
     lock?.release();
+  }
+}
+
+/**
+ * The root's usage ledger for a receiving session: always on a server (kept in its state dir),
+ * otherwise only when the grant has a quota. A root never measured is walked first, in the
+ * background: this session waits for it (other sessions do not).
+ */
+async function openLedger(sandbox: Sandbox, req: SessionRequest): Promise<UsageLedger | null> {
+  const { quotaBytes, quotaFiles } = req.grant.limits;
+  if (!usageLedgers.persistent && quotaBytes === undefined && quotaFiles === undefined) return null;
+  try {
+    return await usageLedgers.open(sandbox, req.signal);
+  } catch (err) {
+    if (req.signal?.aborted) throw err;
+    req.log.error({ err: (err as Error).message }, 'usage of the root could not be measured');
+    throw new RsyncError('rrsyncd: the usage of this directory could not be measured (quota); try again later', ExitCode.FILEIO);
   }
 }
 
