@@ -16,6 +16,8 @@ import { ControlSocket, controlSocketPath, type ReloadOutcome, type TenantView }
 import type { ServerHooks } from './hooks.js';
 import { Metrics, serveMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
+import { quotaGauges, usageViews } from './usage.js';
+import { usageLedgers } from '../usage/registry.js';
 
 export interface OperationsOptions {
   config: Config;
@@ -43,7 +45,7 @@ export class Operations {
     this.metrics = new Metrics({
       activeConnections: () => this.server?.connectionCount ?? 0,
       activeSessions: () => this.registry.size,
-      quotas: () => this.config.tenants.map((t) => ({ tenant: t.name, limitBytes: t.limits?.quotaBytes })),
+      quotas: () => quotaGauges(this.config, usageLedgers),
     });
   }
 
@@ -66,6 +68,9 @@ export class Operations {
   /** Starts the control socket and (when configured) the metrics endpoint. */
   async start(server: RrsyncServer): Promise<AddressInfo | undefined> {
     this.server = server;
+    // every tenant's ledger: loaded from the state dir (gauges from the start), or measured in the background
+    usageLedgers.configure({ stateDir: this.config.stateDir, reconcileSeconds: this.config.usage.reconcileSeconds, log: this.log });
+    for (const t of this.config.tenants) usageLedgers.forRoot(tenantGrant(t, this.config.root).root);
     const path = controlSocketPath(this.config.stateDir);
     try {
       this.control = await ControlSocket.start(
@@ -75,6 +80,7 @@ export class Operations {
           kick: (sel, reason) => this.registry.kick(sel, reason),
           reload: () => this.reload(),
           tenants: () => this.tenants(),
+          usage: (tenant) => usageViews(this.config, usageLedgers, tenant),
           follow: (f) => this.opts.logSink.follow(f),
         },
         this.log,
@@ -97,6 +103,7 @@ export class Operations {
   }
 
   stop(): void {
+    usageLedgers.close();
     this.control?.close();
     this.http?.close();
     this.http?.closeAllConnections();
