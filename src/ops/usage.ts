@@ -80,7 +80,7 @@ const size = (n: number | null) => (n === null ? '?' : String(n));
 
 /** The table `rrsyncd usage` and the console print. */
 export function formatUsage(list: UsageView[]): string {
-  if (list.length === 0) return 'no tenants configured\n';
+  if (list.length === 0) return 'no usage ledgers yet (no tenants configured, nothing pushed)\n';
   return list
     .map((u) => {
       const name = u.tenant ?? '(key root)';
