@@ -149,7 +149,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     writer.i32(seed);
     writer.flush();
     const sums = checksumSpecs(negotiated, protocol, seed, compatFlags);
-    const ledger = opts.sender ? null : await openLedger(sandbox, req);
+    // a pull with --remove-source-files changes the tree too
+    const ledger = opts.sender && !opts.removeSourceFiles ? null : await openLedger(sandbox, req);
     ctx = {
       protocol,
       compatFlags,
@@ -195,7 +196,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
 }
 
 /**
- * The root's usage ledger for a receiving session: always on a server (kept in its state dir),
+ * The root's usage ledger for a session that changes the tree: always on a server (kept in its state dir),
  * otherwise only when the grant has a quota. A root never measured is walked first, in the
  * background: this session waits for it (other sessions do not).
  */

@@ -140,6 +140,23 @@ for (const backup of [['-b'], ['--backup-dir=old']]) {
   });
 }
 
+t.test('a pull with --remove-source-files frees what it removes', async (t) => {
+  const [root, dst] = dirs(t, 'root', 'dst');
+  mkdirSync(join(root!, 'out'));
+  for (let i = 0; i < 5; i++) writeFileSync(join(root!, 'out', `f${i}`), randomBytes(10_000));
+  const r = await new Promise<Run>((resolve) => {
+    const child = spawn('rsync', ['-a', '--remove-source-files', '-e', host.rsh, 'x:out/', `${dst}/`], {
+      env: { ...process.env, ...host.env, RRSYNCD_TEST_ROOT: root, RRSYNCD_TEST_GRANT: JSON.stringify(quota({ quotaBytes: 1_000_000 })) },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+  t.equal(r.code, 0, r.stderr);
+  t.same(diskUsage(root!), { bytes: 0, entries: 1 }, 'only out/ is left');
+  t.same(ledgerOf(root!), diskUsage(root!), 'the ledger agrees with the disk');
+});
+
 t.test("a large tenant's first session does not stall another tenant's push", async (t) => {
   const [src, big, small] = dirs(t, 'src', 'big', 'small');
   writeFileSync(join(src!, 'f'), 'small push\n');
