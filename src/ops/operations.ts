@@ -47,6 +47,8 @@ export class Operations {
       activeSessions: () => this.registry.size,
       quotas: () => quotaGauges(this.config, usageLedgers),
     });
+    // before the server listens: every receiving session is counted, in ledgers kept in the state dir
+    usageLedgers.configure({ stateDir: this.config.stateDir, reconcileSeconds: this.config.usage.reconcileSeconds, log: this.log });
   }
 
   hooks(): ServerHooks {
@@ -69,7 +71,6 @@ export class Operations {
   async start(server: RrsyncServer): Promise<AddressInfo | undefined> {
     this.server = server;
     // every tenant's ledger: loaded from the state dir (gauges from the start), or measured in the background
-    usageLedgers.configure({ stateDir: this.config.stateDir, reconcileSeconds: this.config.usage.reconcileSeconds, log: this.log });
     for (const t of this.config.tenants) usageLedgers.forRoot(tenantGrant(t, this.config.root).root);
     const path = controlSocketPath(this.config.stateDir);
     try {

@@ -18,7 +18,7 @@ interface StateFile {
   drift: Drift | null;
 }
 
-export function usageDir(stateDir: string): string {
+function usageDir(stateDir: string): string {
   return join(stateDir, 'usage');
 }
 

@@ -12,7 +12,7 @@ import { Tally } from './tally.js';
 /** Names lstat'ed per event-loop turn. */
 const BATCH = 256;
 
-export class WalkAborted extends Error {}
+class WalkAborted extends Error {}
 
 /** The usage of everything below the sandbox's root (the root itself is not counted). */
 export async function walkUsage(sandbox: Sandbox, signal?: AbortSignal): Promise<Tally> {
