@@ -140,6 +140,28 @@ for (const backup of [['-b'], ['--backup-dir=old']]) {
   });
 }
 
+t.test('the ledger agrees with the disk after pushes with each way of writing a file', async (t) => {
+  const ways = [[], ['--inplace'], ['--append'], ['--partial-dir=.p'], ['--delay-updates'], ['-b', '--no-W'], ['--delete', '-H'], ['-W', '--sparse']];
+  for (const way of ways) {
+    const [src, root] = dirs(t, 'src', 'root');
+    mkdirSync(join(root!, 'dst', 'gone'), { recursive: true });
+    const old = randomBytes(120_000);
+    writeFileSync(join(root!, 'dst', 'grow'), old.subarray(0, 50_000));
+    writeFileSync(join(root!, 'dst', 'shrink'), old);
+    writeFileSync(join(root!, 'dst', 'gone', 'x'), old.subarray(0, 7_000));
+    for (const f of ['grow', 'shrink']) utimesSync(join(root!, 'dst', f), 1_500_000_000, 1_500_000_000);
+    writeFileSync(join(src!, 'grow'), Buffer.concat([old.subarray(0, 50_000), randomBytes(90_000)]));
+    writeFileSync(join(src!, 'shrink'), old.subarray(0, 30_000));
+    writeFileSync(join(src!, 'new'), Buffer.alloc(64_000));
+    linkSync(join(src!, 'new'), join(src!, 'new-link'));
+    symlinkSync('grow', join(src!, 'sym'));
+    const r = await push(host, root!, src!, 'dst', quota({ quotaBytes: 10_000_000 }), way);
+    t.equal(r.code, 0, `${way.join(' ')}: ${r.stderr}`);
+    t.same(ledgerOf(root!), diskUsage(root!), `${way.join(' ') || 'default'}: the ledger agrees with the disk`);
+    t.equal(usageLedgers.peek(root!)!.reservedBytes, 0, 'nothing stays reserved');
+  }
+});
+
 t.test('a pull with --remove-source-files frees what it removes', async (t) => {
   const [root, dst] = dirs(t, 'root', 'dst');
   mkdirSync(join(root!, 'out'));
