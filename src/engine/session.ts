@@ -196,9 +196,9 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
 }
 
 /**
- * The root's usage ledger for a session that changes the tree: always on a server (kept in its state dir),
- * otherwise only when the grant has a quota. A root never measured is walked first, in the
- * background: this session waits for it (other sessions do not).
+ * The root's usage ledger for a session that changes the tree: always on a server (kept in its
+ * state dir), otherwise only when the grant has a quota. A root never measured is walked first,
+ * in the background: this session waits for it (other sessions do not).
  */
 async function openLedger(sandbox: Sandbox, req: SessionRequest): Promise<UsageLedger | null> {
   const { quotaBytes, quotaFiles } = req.grant.limits;

@@ -1,7 +1,8 @@
 /**
  * The destination gateway of one session, with the policies every session gets: the usage ledger
  * and the grant's quota (receiving sessions), the grant's restrictions, an audit record of each
- * change at debug level, and whatever the caller adds (a test's recorder; later revisions' staging rules).
+ * change at debug level, and whatever the caller adds (a test's recorder; later revisions'
+ * staging rules).
  */
 import type { Logger } from 'pino';
 import type { Grant } from '../policy/grant.js';

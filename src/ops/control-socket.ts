@@ -1,7 +1,7 @@
 /**
  * The control socket: a unix socket in the state dir (mode 0600) that `rrsyncd sessions`, `kick`,
- * `reload`, `usage` and the operator console talk to. One JSON request line, one JSON reply line, then the
- * server closes; `log` instead streams log lines until the client goes away. Every request is
+ * `reload`, `usage` and the operator console talk to. One JSON request line, one JSON reply line,
+ * then the server closes; `log` instead streams log lines until the client goes away. Every request is
  * logged (`event: "control"`), which is the console's audit trail.
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
