@@ -1,8 +1,8 @@
 /**
  * The verbs that talk to a running server over its control socket: `rrsyncd sessions [--json]`,
  * `rrsyncd kick ID | --key FP | --tenant NAME`, `rrsyncd reload`, `rrsyncd usage [--tenant NAME]
- * [--json]`. They find the socket with
- * `--socket`, $RRSYNCD_CONTROL_SOCKET, or the state dir of `--config` / the environment.
+ * [--json]`. They find the socket with `--socket`, $RRSYNCD_CONTROL_SOCKET, or the state dir of
+ * `--config` / the environment.
  */
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
