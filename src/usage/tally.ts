@@ -13,30 +13,44 @@ export interface UsageTotals {
 export class Tally implements UsageTotals {
   bytes = 0;
   entries = 0;
-  /** Multi-linked inodes seen so far: their size, link count and how many of their names were seen. */
-  private readonly links = new Map<string, { size: number; nlink: number; seen: number }>();
+  /** Multi-linked inodes seen, per device (numbers: a root of hard-linked revisions has millions). */
+  private readonly seen = new Map<number, Set<number>>();
+  /** With `forRemoval`: each multi-linked inode's size, link count and names seen. */
+  private readonly links?: Map<string, { size: number; nlink: number; names: number }>;
+
+  /** `forRemoval`: also answer freedBytes() (costs an object per multi-linked inode). */
+  constructor(forRemoval = false) {
+    if (forRemoval) this.links = new Map();
+  }
 
   add(st: EntryStat): void {
     this.entries++;
     if (st.type === 'symlink') this.bytes += st.size;
     else if (st.type === 'file') {
       if (st.nlink <= 1) this.bytes += st.size;
-      else {
-        const key = `${st.dev}:${st.ino}`;
-        const known = this.links.get(key);
-        if (known) known.seen++;
-        else {
-          this.bytes += st.size;
-          this.links.set(key, { size: st.size, nlink: st.nlink, seen: 1 });
-        }
-      }
+      else if (this.firstName(st)) this.bytes += st.size;
     }
   }
 
   /** Bytes that removing everything tallied frees: an inode with a name elsewhere keeps its data. */
   freedBytes(): number {
     let kept = 0;
-    for (const l of this.links.values()) if (l.seen < l.nlink) kept += l.size;
+    for (const l of this.links?.values() ?? []) if (l.names < l.nlink) kept += l.size;
     return this.bytes - kept;
+  }
+
+  private firstName(st: EntryStat): boolean {
+    if (this.links) {
+      const key = `${st.dev}:${st.ino}`;
+      const known = this.links.get(key);
+      if (known) known.names++;
+      else this.links.set(key, { size: st.size, nlink: st.nlink, names: 1 });
+      return !known;
+    }
+    let inodes = this.seen.get(st.dev);
+    if (!inodes) this.seen.set(st.dev, (inodes = new Set()));
+    if (inodes.has(st.ino)) return false;
+    inodes.add(st.ino);
+    return true;
   }
 }

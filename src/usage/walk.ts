@@ -33,7 +33,7 @@ export async function walkUsage(sandbox: Sandbox, signal?: AbortSignal): Promise
 
 /** The usage of `top` and everything below it, synchronously. */
 export function measureSubtree(sandbox: Sandbox, top: string): Tally {
-  const tally = new Tally();
+  const tally = new Tally(true);
   const st = sandbox.lstat(top);
   if (!st) return tally;
   tally.add(st);

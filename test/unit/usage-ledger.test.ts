@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { UsageLedgers } from '../../src/usage/registry.js';
+import { measureSubtree } from '../../src/usage/walk.js';
 import { diskUsage } from '../helpers/usage.js';
 
 function fixture(t: Test): { root: string; state: string } {
@@ -80,4 +81,15 @@ t.test('an inode found under another real path is a new root', async (t) => {
   t.not(m, l, 'a fresh ledger');
   t.same({ bytes: m.bytes, entries: m.entries }, diskUsage(moved));
   t.equal(reg.peek(root), undefined, 'the old path is forgotten');
+});
+
+t.test("removing a subtree frees a hard-linked file's data only when all its names go", (t) => {
+  const { root } = fixture(t);
+  const sb = Sandbox.open(root);
+  t.teardown(() => sb.close());
+  const sub = measureSubtree(sb, 'sub');
+  t.same({ entries: sub.entries, bytes: sub.bytes, freed: sub.freedBytes() }, { entries: 3, bytes: 1300, freed: 300 }, 'a-link keeps nothing: a is outside');
+  const all = measureSubtree(sb, '');
+  t.equal(all.freedBytes(), 1300, 'both names of a are inside');
+  t.end();
 });
