@@ -65,6 +65,7 @@ export function saveLedgerNow(stateDir: string, ledger: UsageLedger, real: strin
   if (text === null) return;
   const file = fileOf(stateDir, ledger.id);
   mkdirSync(usageDir(stateDir), { recursive: true, mode: 0o700 });
-  writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+  // its own temp name: a debounced save may still be writing `.tmp`
+  writeFileSync(`${file}.tmp-now`, text, { mode: 0o600 });
+  renameSync(`${file}.tmp-now`, file);
 }
