@@ -3,7 +3,7 @@
  *   rrsyncd serve [--config FILE] [--listen HOST:PORT] [--host-key FILE] [--authorized-keys FILE] [--root DIR]
  *   rrsyncd check-config [--config FILE] (accepts the serve flags too)
  *   rrsyncd keygen --host-key FILE
- *   rrsyncd init | sessions | kick | reload | console (src/ops)
+ *   rrsyncd init | sessions | kick | reload | usage | console (src/ops)
  *   rrsyncd relay [OPTIONS] SRCHOST:PATH DSTHOST:PATH (src/relay)
  *   rrsyncd revisions | prune | publish --rollback (src/ops/revision-verbs.ts)
  *   rrsyncd --help | --version
@@ -37,6 +37,7 @@ const USAGE = `usage:
   rrsyncd sessions [--json]              running sessions of the server (control socket)
   rrsyncd kick ID | --key FP | --tenant NAME   end sessions
   rrsyncd reload                         reload the server's configuration (validated first)
+  rrsyncd usage [--tenant NAME] [--json] disk usage and quotas per tenant (the usage ledgers)
   rrsyncd console                        the operator console (admin keys get it over ssh -t)
   rrsyncd relay [OPTIONS] [USER@]SRCHOST:PATH [USER@]DSTHOST:PATH
                                          rsync between two remote hosts through this machine
@@ -49,7 +50,7 @@ const USAGE = `usage:
                                          point current/latest back at an earlier revision
   rrsyncd --help | --version
 
-sessions, kick, reload and console find the server by --socket PATH, $RRSYNCD_CONTROL_SOCKET, or
+sessions, kick, reload, usage and console find the server by --socket PATH, $RRSYNCD_CONTROL_SOCKET, or
 the state dir of --config FILE / the environment.
 
 --listen, --host-key and --authorized-keys may be repeated. Settings come from the schema
@@ -95,6 +96,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'sessions':
       case 'kick':
       case 'reload':
+      case 'usage':
         return await runControlVerb(command, rest);
       case 'console':
         return await consoleVerb(rest);

@@ -93,6 +93,7 @@ export interface ConfigShape {
   };
   log: { level: string; destination: string };
   metrics: { listen: string };
+  usage: { reconcileSeconds: number };
   admins: { keys: string[]; keysFile: string; shell: string[]; idleTimeoutMs: number };
   hooks: HooksConfig;
 }
@@ -441,6 +442,14 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         format: 'optional-listen',
         default: '',
         env: 'RRSYNCD_METRICS_LISTEN',
+      },
+    },
+    usage: {
+      reconcileSeconds: {
+        doc: 'Each root\'s usage ledger (<stateDir>/usage/) is checked against the disk by a background walk this often, in seconds; 0: only when the server first opens it.',
+        format: 'nat',
+        default: 3600,
+        env: 'RRSYNCD_USAGE_RECONCILE_SECONDS',
       },
     },
     admins: {

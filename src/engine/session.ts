@@ -35,6 +35,8 @@ import { allowIncRecurseForSender, runSender } from './sender/sender.js';
 import { hashWasmBinaries } from '../patches/hash-wasm.js';
 import type { RevisionHooks, RevisionsConfig } from '../revisions/layout.js';
 import { prepareRevisions, type RevisionPush } from '../revisions/session.js';
+import { usageLedgers } from '../usage/registry.js';
+import type { UsageLedger } from '../usage/ledger.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -117,6 +119,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
   let ctx: SessionContext | undefined;
   let lock: RootLock | null = null;
   let push: RevisionPush | null = null;
+  let ledger: UsageLedger | null = null;
   // A revisions root has one writer at a time whatever the grant says; pulls read published revisions.
   const locks = req.grant.revisions ? !opts.sender : !req.grant.noLock && !req.grant.readOnly;
   if (locks) {
@@ -163,6 +166,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     writer.i32(seed);
     writer.flush();
     const sums = checksumSpecs(negotiated, protocol, seed, compatFlags);
+    // a pull with --remove-source-files changes the tree too
+    ledger = opts.sender && !opts.removeSourceFiles ? null : await openLedger(sandbox, req);
     ctx = {
       protocol,
       compatFlags,
@@ -174,7 +179,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       opts,
       grant: req.grant,
       sandbox,
-      gateway: openGateway(sandbox, req.grant, log, { quota: !opts.sender, extra: req.changePolicies, guards: revisions?.guards }),
+      gateway: openGateway(sandbox, req.grant, log, { ledger, extra: req.changePolicies, guards: revisions?.guards }),
       reader,
       writer,
       log,
@@ -204,9 +209,28 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     const code = await reportFatal(io, ctx, log, err);
     return result(code);
   } finally {
-    push?.discardUnpublished();
+    ctx?.gateway.end();
+    // the staging was removed behind the gateway: the ledger learns it from a background walk
+    if (push?.discardUnpublished() && ledger) void usageLedgers.reconcile(ledger).catch(() => undefined);
     sandbox?.close();
     lock?.release();
+  }
+}
+
+/**
+ * The root's usage ledger for a session that changes the tree: always on a server (kept in its
+ * state dir), otherwise only when the grant has a quota. A root never measured is walked first,
+ * in the background: this session waits for it (other sessions do not).
+ */
+async function openLedger(sandbox: Sandbox, req: SessionRequest): Promise<UsageLedger | null> {
+  const { quotaBytes, quotaFiles } = req.grant.limits;
+  if (!usageLedgers.persistent && quotaBytes === undefined && quotaFiles === undefined) return null;
+  try {
+    return await usageLedgers.open(sandbox, req.signal);
+  } catch (err) {
+    if (req.signal?.aborted) throw err;
+    req.log.error({ err: (err as Error).message }, 'usage of the root could not be measured');
+    throw new RsyncError('rrsyncd: the usage of this directory could not be measured (quota); try again later', ExitCode.FILEIO);
   }
 }
 

@@ -72,9 +72,11 @@ export interface Change {
  * One concern the gateway applies to every change. `before` may refuse the change (throw an
  * RsyncError or SandboxError) or redirect it (return another root-relative path for `path`), and
  * may narrow an 'attrs' change by clearing its `mode`, `uid`, `gid` or `times` (that attribute
- * then stays as it is); `after` sees it once it is done (not when it failed).
+ * then stays as it is); `after` sees it once it is done (not when it failed); `end` when the
+ * session is over, however it ended (what the policy holds for the session is released there).
  */
 export interface ChangePolicy {
   before?(change: Change): string | void;
   after?(change: Readonly<Change>): void;
+  end?(): void;
 }

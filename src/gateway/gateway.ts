@@ -217,6 +217,11 @@ export class Gateway {
     this.sandbox.close(fd);
   }
 
+  /** The session is over (however it ended): each policy releases what it holds. */
+  end(): void {
+    for (const p of this.policies) p.end?.();
+  }
+
   /** The name a file opened here has now (null: unnamed). */
   nameOf(fd: number): string | null {
     return this.handle(fd).path;

@@ -1,7 +1,8 @@
 /**
- * The destination gateway of one session, with the policies every session gets: the grant's
- * quota (receiving sessions) and restrictions, an audit record of each change at debug level,
- * and whatever the caller adds (a test's recorder; later revisions' staging rules).
+ * The destination gateway of one session, with the policies every session gets: the usage ledger
+ * and the grant's quota (receiving sessions), the grant's restrictions, an audit record of each
+ * change at debug level, and whatever the caller adds (a test's recorder; later revisions'
+ * staging rules).
  */
 import type { Logger } from 'pino';
 import type { Grant } from '../policy/grant.js';
@@ -11,10 +12,11 @@ import { Gateway } from './gateway.js';
 import { appendOnlyRules } from './append-only.js';
 import { grantRules } from './grant-rules.js';
 import { Quota } from './quota.js';
+import type { UsageLedger } from '../usage/ledger.js';
 
 export interface GatewayOptions {
-  /** Measure and enforce the grant's quota (walks the root: receiving sessions only). */
-  quota: boolean;
+  /** The root's usage ledger (receiving sessions): every change is charged, the grant's quota enforced. */
+  ledger?: UsageLedger | null;
   /** Policies applied after the built-in ones. */
   extra?: readonly ChangePolicy[];
   /** Policies applied before all others (a revision push's confinement to its staging). */
@@ -27,8 +29,7 @@ export function openGateway(sandbox: Sandbox, grant: Grant, log: Logger, opts: G
   if (grant.appendOnly) policies.push(appendOnlyRules(sandbox));
   const rules = grantRules(grant.appendOnly ? { ...grant, noDelete: true, noOverwrite: true } : grant, sandbox);
   if (rules) policies.push(rules);
-  const quota = opts.quota ? Quota.forRoot(grant.limits, sandbox) : null;
-  if (quota) policies.push(quota);
+  if (opts.ledger) policies.push(new Quota(sandbox, opts.ledger, grant.limits));
   if (log.isLevelEnabled('debug')) policies.push(auditLog(log));
   policies.push(...(opts.extra ?? []));
   return new Gateway(sandbox, policies);

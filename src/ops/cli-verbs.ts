@@ -1,13 +1,15 @@
 /**
  * The verbs that talk to a running server over its control socket: `rrsyncd sessions [--json]`,
- * `rrsyncd kick ID | --key FP | --tenant NAME`, `rrsyncd reload`. They find the socket with
- * `--socket`, $RRSYNCD_CONTROL_SOCKET, or the state dir of `--config` / the environment.
+ * `rrsyncd kick ID | --key FP | --tenant NAME`, `rrsyncd reload`, `rrsyncd usage [--tenant NAME]
+ * [--json]`. They find the socket with `--socket`, $RRSYNCD_CONTROL_SOCKET, or the state dir of
+ * `--config` / the environment.
  */
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { controlRequest, controlSocketPath, type ControlReply, type TenantView } from './control-socket.js';
 import { formatSessions, type SessionView } from './sessions.js';
+import { formatUsage, type UsageView } from './usage.js';
 
 const COMMON = {
   config: { type: 'string' },
@@ -40,8 +42,8 @@ function fail(reply: ControlReply): number {
   return 1;
 }
 
-/** Runs `sessions`, `kick` or `reload`; resolves with the exit code. */
-export async function runControlVerb(verb: 'sessions' | 'kick' | 'reload', args: string[]): Promise<number> {
+/** Runs `sessions`, `kick`, `reload` or `usage`; resolves with the exit code. */
+export async function runControlVerb(verb: 'sessions' | 'kick' | 'reload' | 'usage', args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: COMMON, allowPositionals: true, strict: true });
   const socket = resolveControlSocket(values);
   if (verb === 'sessions') {
@@ -49,6 +51,13 @@ export async function runControlVerb(verb: 'sessions' | 'kick' | 'reload', args:
     if (!reply.ok) return fail(reply);
     const list = reply.sessions as SessionView[];
     process.stdout.write(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatSessions(list));
+    return 0;
+  }
+  if (verb === 'usage') {
+    const reply = await controlRequest(socket, { op: 'usage', who: who(), tenant: values.tenant });
+    if (!reply.ok) return fail(reply);
+    const list = reply.usage as UsageView[];
+    process.stdout.write(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatUsage(list));
     return 0;
   }
   if (verb === 'kick') {

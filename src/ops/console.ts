@@ -10,12 +10,13 @@ import { formatTenants } from './cli-verbs.js';
 import { runRevisionVerb } from './revision-verbs.js';
 import { formatSessions, type SessionView } from './sessions.js';
 import type { TenantView } from './control-socket.js';
+import { formatUsage, type UsageView } from './usage.js';
 
 const HELP = `commands:
   sessions [--json]                  running sessions
   kick ID | --key FP | --tenant NAME end sessions (the client gets an error and a non-zero exit)
   tenants                            configured tenants, roots, running sessions, quotas
-  usage [--tenant NAME]              disk usage per tenant
+  usage [--tenant NAME] [--json]     disk usage and quotas per tenant (the usage ledgers)
   reload                             reload the configuration (validated first)
   revisions TENANT [--json]          a tenant's snapshots/revisions
   prune TENANT --dry-run --keep-…    what rrsyncd prune would remove (only a preview here)
@@ -131,7 +132,9 @@ async function execute(words: string[], { request, write, follow, finish }: Comm
     }
     case 'usage': {
       const r = await request({ op: 'usage', tenant: flag('--tenant') });
-      return write(r.ok ? `${JSON.stringify(r)}\n` : `${r.error}\n`);
+      if (!r.ok) return write(`error: ${r.error}\n`);
+      const list = r.usage as UsageView[];
+      return write(rest.includes('--json') ? `${JSON.stringify(list, null, 2)}\n` : formatUsage(list));
     }
     case 'reload': {
       const r = await request({ op: 'reload' });

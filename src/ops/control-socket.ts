@@ -1,7 +1,7 @@
 /**
  * The control socket: a unix socket in the state dir (mode 0600) that `rrsyncd sessions`, `kick`,
- * `reload` and the operator console talk to. One JSON request line, one JSON reply line, then the
- * server closes; `log` instead streams log lines until the client goes away. Every request is
+ * `reload`, `usage` and the operator console talk to. One JSON request line, one JSON reply line,
+ * then the server closes; `log` instead streams log lines until the client goes away. Every request is
  * logged (`event: "control"`), which is the console's audit trail.
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KickSelector, SessionView } from './sessions.js';
+import type { UsageView } from './usage.js';
 
 const CONTROL_SOCKET_NAME = 'control.sock';
 /** A request line longer than this is refused (the socket is local, but still bounded). */
@@ -35,6 +36,8 @@ export interface ControlHandlers {
   kick(sel: KickSelector, reason: string): string[];
   reload(): ReloadOutcome;
   tenants(): TenantView[];
+  /** The usage ledgers of every tenant, or of one (null: no such tenant). */
+  usage(tenant?: string): UsageView[] | null;
   /** Subscribes to log lines; returns the unsubscribe function. */
   follow(onLine: (line: string) => void): () => void;
 }
@@ -150,8 +153,10 @@ function handle(sock: Socket, req: ControlRequest, h: ControlHandlers, log: Logg
       const r = h.reload();
       return reply(sock, r.ok ? { ...r } : { ok: false, error: 'reload refused; the old configuration stays', problems: r.problems });
     }
-    case 'usage':
-      return reply(sock, { ok: false, error: 'usage is not available yet (no usage ledger)' });
+    case 'usage': {
+      const usage = h.usage(typeof args.tenant === 'string' ? args.tenant : undefined);
+      return reply(sock, usage ? { ok: true, usage } : { ok: false, error: `no tenant "${String(args.tenant)}"` });
+    }
     case 'audit':
       return reply(sock, { ok: true });
     case 'log': {

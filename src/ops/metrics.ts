@@ -27,8 +27,16 @@ export interface ExecSummary {
 export interface MetricsSources {
   activeConnections(): number;
   activeSessions(): number;
-  /** Quota limits (and usage, where a ledger knows it) per tenant. */
-  quotas(): Array<{ tenant: string; limitBytes?: number; usedBytes?: number }>;
+  /** Quota limits and usage (where the tenant's ledger is measured) per tenant. */
+  quotas(): QuotaState[];
+}
+
+interface QuotaState {
+  tenant: string;
+  limitBytes?: number;
+  usedBytes?: number;
+  limitFiles?: number;
+  usedFiles?: number;
 }
 
 export class Metrics {
@@ -61,26 +69,24 @@ export class Metrics {
     });
     new Gauge({ name: 'rrsyncd_active_sessions', help: 'Running exec sessions.', registers, collect() { this.set(sources.activeSessions()); } });
     new Gauge({ name: 'rrsyncd_active_connections', help: 'Open SSH connections.', registers, collect() { this.set(sources.activeConnections()); } });
-    new Gauge({
-      name: 'rrsyncd_quota_limit_bytes',
-      help: 'Configured quota per tenant.',
-      labelNames: ['tenant'],
-      registers,
-      collect() {
-        this.reset();
-        for (const q of sources.quotas()) if (q.limitBytes !== undefined) this.set({ tenant: q.tenant }, q.limitBytes);
-      },
-    });
-    new Gauge({
-      name: 'rrsyncd_quota_used_bytes',
-      help: 'Bytes used per tenant, where a usage ledger knows it.',
-      labelNames: ['tenant'],
-      registers,
-      collect() {
-        this.reset();
-        for (const q of sources.quotas()) if (q.usedBytes !== undefined) this.set({ tenant: q.tenant }, q.usedBytes);
-      },
-    });
+    const quotaGauge = (name: string, help: string, pick: (q: QuotaState) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['tenant'],
+        registers,
+        collect() {
+          this.reset();
+          for (const q of sources.quotas()) {
+            const v = pick(q);
+            if (v !== undefined) this.set({ tenant: q.tenant }, v);
+          }
+        },
+      });
+    quotaGauge('rrsyncd_quota_limit_bytes', 'Byte quota per tenant.', (q) => q.limitBytes);
+    quotaGauge('rrsyncd_quota_used_bytes', 'Bytes used per tenant (its usage ledger, once measured).', (q) => q.usedBytes);
+    quotaGauge('rrsyncd_quota_limit_files', 'Entry quota per tenant.', (q) => q.limitFiles);
+    quotaGauge('rrsyncd_quota_used_files', 'Entries used per tenant (its usage ledger, once measured).', (q) => q.usedFiles);
   }
 
   recordExec(s: ExecSummary): void {

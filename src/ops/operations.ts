@@ -18,6 +18,8 @@ import { createEventHooks, type EventHooks } from './event-hooks.js';
 import type { ServerHooks } from './hooks.js';
 import { Metrics, serveMetrics, type ExecSummary } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
+import { quotaGauges, usageViews } from './usage.js';
+import { usageLedgers } from '../usage/registry.js';
 
 export interface OperationsOptions {
   config: Config;
@@ -56,8 +58,10 @@ export class Operations {
     this.metrics = new Metrics({
       activeConnections: () => this.server?.connectionCount ?? 0,
       activeSessions: () => this.registry.size,
-      quotas: () => this.config.tenants.map((t) => ({ tenant: t.name, limitBytes: t.limits?.quotaBytes })),
+      quotas: () => quotaGauges(this.config, usageLedgers),
     });
+    // before the server listens: every receiving session is counted, in ledgers kept in the state dir
+    usageLedgers.configure({ stateDir: this.config.stateDir, reconcileSeconds: this.config.usage.reconcileSeconds, log: this.log });
   }
 
   hooks(): ServerHooks {
@@ -83,6 +87,8 @@ export class Operations {
   /** Starts the control socket and (when configured) the metrics endpoint. */
   async start(server: RrsyncServer): Promise<AddressInfo | undefined> {
     this.server = server;
+    // every tenant's ledger: loaded from the state dir (gauges from the start), or measured in the background
+    for (const t of this.config.tenants) usageLedgers.forRoot(tenantGrant(t, this.config.root).root);
     const path = controlSocketPath(this.config.stateDir);
     try {
       this.control = await ControlSocket.start(
@@ -92,6 +98,7 @@ export class Operations {
           kick: (sel, reason) => this.registry.kick(sel, reason),
           reload: () => this.reload(),
           tenants: () => this.tenants(),
+          usage: (tenant) => usageViews(this.config, usageLedgers, tenant),
           follow: (f) => this.opts.logSink.follow(f),
         },
         this.log,
@@ -119,6 +126,7 @@ export class Operations {
   }
 
   stop(): void {
+    usageLedgers.close();
     this.control?.close();
     this.http?.close();
     this.http?.closeAllConnections();

@@ -5,6 +5,7 @@
  * a session: a session's end does not cancel them. Lost timers (a restart) are made up for at the
  * next publish, which looks at every older revision again.
  */
+import { usageLedgers } from '../usage/registry.js';
 import type { Logger } from 'pino';
 import { Sandbox, SandboxError } from '../sandbox/sandbox.js';
 import { lockRoot } from '../sandbox/lock.js';
@@ -59,7 +60,9 @@ function runRetention(root: string, cfg: RevisionsConfig, published: string, log
   let sandbox: Sandbox | undefined;
   try {
     sandbox = Sandbox.open(root);
-    removeOldRevisions(sandbox, cfg, published, log);
+    const removed = removeOldRevisions(sandbox, cfg, published, log);
+    const ledger = removed.length ? usageLedgers.peek(root) : undefined;
+    if (ledger) void usageLedgers.reconcile(ledger).catch(() => undefined);
   } catch (err) {
     log.error({ err: err instanceof SandboxError ? err.message : String(err) }, 'removing old revisions failed');
   } finally {

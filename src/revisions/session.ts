@@ -77,11 +77,12 @@ export class RevisionPush {
     }
   }
 
-  /** Removes the staging unless it was published (a failed, killed or vetoed push). */
-  discardUnpublished(): void {
-    if (this.settled) return;
+  /** Removes the staging unless it was published (a failed, killed or vetoed push); true when it did. */
+  discardUnpublished(): boolean {
+    if (this.settled) return false;
     this.settled = true;
     discardStaging(this.sandbox, this.staged, this.log);
+    return true;
   }
 }
 

@@ -76,7 +76,7 @@ t.test('an admin key drives the console over ssh -tt', async (t) => {
   c.type('tenants\r');
   at = await c.waitFor(/no tenants configured[\s\S]*rrsyncd> /, at);
   c.type('usage\r');
-  at = await c.waitFor(/not available yet[\s\S]*rrsyncd> /, at);
+  at = await c.waitFor(/no usage ledgers yet[\s\S]*rrsyncd> /, at);
   c.type('frobnicate\r');
   at = await c.waitFor(/unknown command "frobnicate"[\s\S]*rrsyncd> /, at);
 

@@ -143,6 +143,7 @@ t.test('the console previews: revisions TENANT, prune TENANT --dry-run (and only
       kick: () => [],
       reload: () => ({ ok: true, keys: 0, closed: 0 }),
       tenants: () => [{ name: 'acme', root, sessions: 0 }],
+      usage: () => [],
       follow: () => () => undefined,
     },
     log,

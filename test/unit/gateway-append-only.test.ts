@@ -25,7 +25,7 @@ function setup(t: Test): { root: string; gw: Gateway } {
   utimesSync(join(root, 'olddir'), 1_000_000, 1_000_000);
   const sandbox = Sandbox.open(root);
   t.teardown(() => sandbox.close());
-  const gw = openGateway(sandbox, { ...defaultGrant(root), appendOnly: true }, pino({ level: 'silent' }), { quota: false });
+  const gw = openGateway(sandbox, { ...defaultGrant(root), appendOnly: true }, pino({ level: 'silent' }), {});
   return { root, gw };
 }
 

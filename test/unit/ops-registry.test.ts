@@ -62,13 +62,15 @@ t.test('control socket: bad requests get an error, a long line is cut off, reque
   const path = join(d, 'control.sock');
   const sock = await ControlSocket.start(
     path,
-    { sessions: () => [], kick: () => [], reload: () => ({ ok: false, problems: ['p1'] }), tenants: () => [], follow: () => () => undefined },
+    { sessions: () => [], kick: () => [], reload: () => ({ ok: false, problems: ['p1'] }), tenants: () => [], usage: (tenant) => (tenant === 'nobody' ? null : []), follow: () => () => undefined },
     log,
   );
   t.teardown(() => sock.close());
   t.same(await controlRequest(path, { op: 'sessions', who: 'me' }), { ok: true, sessions: [] });
   t.same(await controlRequest(path, { op: 'reload' }), { ok: false, error: 'reload refused; the old configuration stays', problems: ['p1'] });
   t.match(await controlRequest(path, { op: 'kick' }), { ok: false, error: /kick needs/ });
+  t.same(await controlRequest(path, { op: 'usage' }), { ok: true, usage: [] });
+  t.same(await controlRequest(path, { op: 'usage', tenant: 'nobody' }), { ok: false, error: 'no tenant "nobody"' });
   t.match(await controlRequest(path, { op: 'nope' as 'sessions' }), { ok: false, error: /unknown op/ });
   const raw = await new Promise<string>((resolve) => {
     const s = connect(path);
