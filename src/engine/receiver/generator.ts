@@ -392,7 +392,7 @@ export class Generator {
     let cmpSt = st;
     let itemizing = true;
     if (!st && this.s.places.basisDirs.length > 0) {
-      const j = this.x.basis.tryDestsNon(e, dest);
+      const j = this.x.basis.tryDestsNon(e, dest, itemNdx);
       if (j.kind === 'uptodate') {
         itemizing = false;
         statret = 1;
