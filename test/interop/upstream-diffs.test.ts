@@ -1,9 +1,8 @@
 // Differences rsync 3.5.0's own test suite found (issue 17, docs/upstream-suite.md), each as the
 // smallest push or pull that shows it, against a server with the suite's grant
 // (`rrsync -no-lock /`), compared with the same command as a local transfer or with what rsync
-// does there (docs/upstream-suite.md has the evidence). They are tap
-// `todo` tests: each fails today, and the fix of its item drops the `todo`. RRSYNCD_TODO_STRICT=1
-// runs them as plain tests, to see which still fail.
+// does there (docs/upstream-suite.md has the evidence). Each was a tap `todo` test until its item
+// was fixed; all are plain tests now.
 import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, utimes, writeFile, link } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,8 +62,6 @@ async function sameTrees(t: Test, dir: string, a = 'd', b = 'ref'): Promise<void
   const diff = compareTrees(await snapshotTree(join(dir, a)), await snapshotTree(join(dir, b)), { ignoreDirMtimes: true });
   t.same(diff, [], `${a}/ and ${b}/ are the same`);
 }
-
-const todo = (item: number, what: string) => (process.env.RRSYNCD_TODO_STRICT ? {} : { todo: `issue 17 item ${item}: ${what}` });
 
 t.test('--chown applies to pushed files with chown granted (ownership-depth)', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async (t) => {
   const own = await startServer({ authorizedKeysOptions: GRANT, root: '/', config: {} });
@@ -134,7 +131,7 @@ t.test('--inplace --sparse punches the zero run (preallocate)', async (t) => {
   t.ok(blocks < 100_000, `allocated ${blocks} bytes for a 1000001-byte file of zeros`);
 });
 
-t.test('-K keeps a destination symlink to a directory (keep-dirlinks-rule)', todo(7, '-K not applied'), async (t) => {
+t.test('-K keeps a destination symlink to a directory (keep-dirlinks-rule)', async (t) => {
   const dir = await dirLinkCase('keepdirlinks', 'd', 'target');
   const { remote, local } = await push(dir, ['-a', '-K']);
   t.equal(remote.code, local.code, remote.stderr);
@@ -175,7 +172,7 @@ t.test('merge-file depth limit in rsync\'s words (filter-merge-recursion)', asyn
   t.match(r.stderr, /merge-file include depth limit \(32\) exceeded at/, r.stderr);
 });
 
-t.test('root /: a destination that is a symlink to a directory (dest-symlinked-dir)', todo(12, 'destination must be a directory'), async (t) => {
+t.test('root /: a destination that is a symlink to a directory (dest-symlinked-dir)', async (t) => {
   const dir = await fresh('destlink');
   await writeFile(join(dir, 's/a'), 'a\n');
   await writeFile(join(dir, 's/b'), 'b\n');
@@ -186,7 +183,7 @@ t.test('root /: a destination that is a symlink to a directory (dest-symlinked-d
   t.same(compareTrees(await snapshotTree(join(dir, 'real')), await snapshotTree(join(dir, 'ref')), { ignoreDirMtimes: true }), []);
 });
 
-t.test('root /: the operator\'s own symlinked --temp-dir (chmod-temp-dir, operator-path-*)', todo(12, 'the --temp-dir path is not a directory'), async (t) => {
+t.test('root /: the operator\'s own symlinked --temp-dir (chmod-temp-dir, operator-path-*)', async (t) => {
   const dir = await fresh('tempdirlink');
   await writeFile(join(dir, 's/a'), 'a\n');
   await mkdir(join(dir, 'tmpreal'));
@@ -196,7 +193,7 @@ t.test('root /: the operator\'s own symlinked --temp-dir (chmod-temp-dir, operat
   await sameTrees(t, dir);
 });
 
-t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no-implied-dirs-symlink)', todo(12, 'path component is a symlink'), async (t) => {
+t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no-implied-dirs-symlink)', async (t) => {
   const dir = await dirLinkCase('noimplied', 'path', 'real');
   const { remote, local } = await push(dir, ['-a', '-R', '--no-implied-dirs'], `${dir}/s/./path/f`);
   t.equal(remote.code, local.code, remote.stderr);
