@@ -8,7 +8,7 @@
  * to the transfer root (a name without '/' inside a per-directory file, too: that is where the
  * reference opens it, its working directory). Names that are absolute or contain ".." are refused.
  */
-import { ExitCode, ProtocolError } from '../protocol/errors.js';
+import { ExitCode, FileListAbort, ProtocolError } from '../protocol/errors.js';
 import {
   CVS_DEFAULT_PATTERNS,
   FilterSyntaxError,
@@ -79,7 +79,12 @@ interface MergeList {
 type DirState = Map<MergeSlot, MergeList>;
 
 const EMPTY_LIST: MergeList = { local: [], parent: null };
-const HIDDEN_NAME = 'named in a merge file';
+/** exclude.c rule_text() for text that came from a file: where it came from, never what it says. */
+function ruleFrom(where: string): string {
+  return `<rule from ${where}>`;
+}
+/** A dir-merge named in a file is read later, when the reference no longer knows where it was named. */
+const READ_EARLIER = 'a file read earlier';
 
 function templateOf(rule: FilterRule): RuleTemplate {
   const mo = rule.mergeOptions;
@@ -130,7 +135,7 @@ interface Source {
 
 /** exclude.c rule_src_where(): where the rule being parsed comes from, never what it says. */
 function sourceWhere(src: Source): string {
-  if (src.file === null) return src.namedAt === null ? 'a file read earlier' : `a file named at ${src.namedAt}`;
+  if (src.file === null) return src.namedAt === null ? READ_EARLIER : `a file named at ${src.namedAt}`;
   return src.line < 0 ? src.file : `${src.file} line ${src.line}`;
 }
 
@@ -223,7 +228,7 @@ export class FilterSet {
     // A name from a file's content is a deferred merge: the reference no longer knows where from.
     const file = slot.nameFromFile ? null : joinRel(dir, slot.fileName);
     const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames, file, namedAt: null, line: slot.template.wordSplit ? -1 : 0 };
-    const shown = file === null ? HIDDEN_NAME : quoted(file);
+    const shown = file === null ? ruleFrom(READ_EARLIER) : quoted(file);
     const { entries, cleared } = this.readRules(dir, slot.fileName, slot.template, shown, content, false);
     const list: MergeList =
       entries.length === 0 && !cleared ? (inherited ?? EMPTY_LIST) : { local: entries, parent: cleared ? null : inherited };
@@ -245,7 +250,7 @@ export class FilterSet {
   ): { entries: Entry[]; cleared: boolean } {
     const buf = this.readMergeFile(dir, fileName, template, shown);
     if (buf === null) {
-      if (required) throw new ProtocolError(`rrsyncd: failed to open filter merge file ${shown}`, ExitCode.FILEIO);
+      if (required) throw this.failedOpen(template, shown, content);
       return { entries: [], cleared: false };
     }
     if (buf.length > MAX_MERGE_FILE_BYTES) throw this.tooLarge(template, shown);
@@ -300,6 +305,24 @@ export class FilterSet {
   /** who_am_i() where filter files are read. */
   private who(): string {
     return this.side === 'sender' ? 'sender' : 'generator';
+  }
+
+  /**
+   * exclude.c parse_filter_file(): a merge file that cannot be opened is fatal (exit 11); a name
+   * that came from a file is shown by where it was named, without the errno (an existence oracle).
+   */
+  private failedOpen(template: RuleTemplate, shown: string, content: Source): ProtocolError {
+    const kind = template.noPrefixes === 'include' ? 'include' : 'exclude';
+    if (content.file === null) return this.fatal(`failed to open ${kind} file ${shown}`, ExitCode.FILEIO);
+    return this.fatal(`rsync: [${this.who()}] failed to open ${kind} file ${content.file}: ${errnoText('ENOENT')}`, ExitCode.FILEIO);
+  }
+
+  /**
+   * A filter file error that ends the session. On the sender the reference dies while building
+   * its file list, before anything of it is written: the client sees the connection close (12).
+   */
+  private fatal(message: string, code: number): ProtocolError {
+    return this.side === 'sender' ? new FileListAbort(message, code) : new ProtocolError(message, code);
   }
 
   private tooLarge(template: RuleTemplate, shown: string): ProtocolError {
@@ -359,12 +382,13 @@ export class FilterSet {
 
   private addMergeRule(list: Entry[], rule: FilterRule, src: Source): void {
     if (mergeNameEscapes(rule.pattern, rule.action)) {
-      const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
-      throw new ProtocolError(`rrsyncd: filter merge file ${shown} is outside the transfer`, ExitCode.SYNTAX);
+      // Named as the reference would name it when it reads the file (a dir-merge: later).
+      const shown = src.fromFile ? ruleFrom(rule.action === 'dirMerge' ? READ_EARLIER : sourceWhere(src)) : quoted(rule.pattern);
+      throw this.fatal(`rrsyncd: filter merge file ${shown} is outside the transfer`, ExitCode.SYNTAX);
     }
     if (src.depth >= MAX_MERGE_DEPTH) {
-      const at = src.fromFile ? `<rule from ${sourceWhere(src)}>` : rule.pattern;
-      throw new ProtocolError(`[${this.who()}] merge-file include depth limit (${MAX_MERGE_DEPTH}) exceeded at ${at}`, ExitCode.FILEIO);
+      const at = src.fromFile ? ruleFrom(sourceWhere(src)) : rule.pattern;
+      throw this.fatal(`[${this.who()}] merge-file include depth limit (${MAX_MERGE_DEPTH}) exceeded at ${at}`, ExitCode.FILEIO);
     }
     const name = baseName(rule.pattern);
     // A merge rule whose rules all belong to the other side contributes nothing here.
@@ -397,7 +421,7 @@ export class FilterSet {
     if (fileName === undefined) throw new ProtocolError('rrsyncd: empty filter merge file name', ExitCode.SYNTAX);
     // Anchored rules of a ". FILE" anchor at the transfer root (no XFLG_ANCHORED2ABS in the reference).
     const content = contentSource(src, rule.pattern, template.wordSplit, { anchorDir: '', dir: src.dir, depth: src.depth + 1, activeNames: src.activeNames });
-    const shown = src.fromFile ? HIDDEN_NAME : quoted(rule.pattern);
+    const shown = src.fromFile ? ruleFrom(sourceWhere(src)) : quoted(rule.pattern);
     const { entries, cleared } = this.readRules(clean.join('/'), fileName, template, shown, content, true);
     if (cleared) list.length = 0;
     for (const e of entries) list.push(e);

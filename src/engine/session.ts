@@ -8,7 +8,7 @@ import type { Grant } from '../policy/grant.js';
 import { ProtocolReader } from '../protocol/input.js';
 import { ProtocolWriter } from '../protocol/output.js';
 import { MsgTag } from '../protocol/mux.js';
-import { ExitCode, RsyncError } from '../protocol/errors.js';
+import { ExitCode, FileListAbort, RsyncError } from '../protocol/errors.js';
 import { initChecksums } from '../protocol/checksum.js';
 import { initCompression } from '../protocol/token.js';
 import { parseProtectedArgs, parseServerArgs } from '../policy/options.js';
@@ -263,7 +263,7 @@ async function reportFatal(io: SessionIO, ctx: SessionContext | undefined, log: 
   }
   const line = message.endsWith('\n') ? message : `${message}\n`;
   ctx.writer.message(MsgTag.ERROR, line);
-  if (ctx.protocol >= 31 && code !== ExitCode.STREAMIO) {
+  if (ctx.protocol >= 31 && code !== ExitCode.STREAMIO && !(err instanceof FileListAbort)) {
     const b = Buffer.alloc(4);
     b.writeInt32LE(code, 0);
     ctx.writer.message(MsgTag.ERROR_EXIT, b);

@@ -42,6 +42,13 @@ export class ProtocolError extends RsyncError {
   }
 }
 
+/**
+ * A fatal error of the sending side while it builds its file list (a filter merge file): the
+ * reference dies there with nothing of the list written, so no MSG_ERROR_EXIT goes out and the
+ * client reports the closed connection (12), whatever the protocol.
+ */
+export class FileListAbort extends ProtocolError {}
+
 /** The input ended before the protocol said it would. */
 export class UnexpectedEofError extends RsyncError {
   constructor(message = 'connection unexpectedly closed') {

@@ -73,3 +73,20 @@ t.test('a backup that cannot be made leaves the old file in place', async (t) =>
   const names = await readdir(c.remoteDst());
   t.same(names.sort(), ['blocker', 'f', 'keep'], 'no temp file left behind');
 });
+
+t.test('a fifo replaced by a file is backed up as a fifo to a --backup-dir on another filesystem (backup-crossdev-copy)', xdev, async (t) => {
+  const c = await newCase(t, tr, 'push', [file('fifo', 'replaces the fifo\n')]);
+  if (!shm) throw new Error('unreachable: skipped');
+  const bak = await mkdtemp(join(shm, 'rrsyncd-bak-'));
+  const localBak = await mkdtemp(join(shm, 'rrsyncd-bak-local-'));
+  t.teardown(() => Promise.all([rm(bak, { recursive: true, force: true }), rm(localBak, { recursive: true, force: true })]));
+  await c.seedDst([{ path: 'fifo', type: 'fifo', mtime: OLD }]);
+  const env = { ...tr.env, NODE_OPTIONS: '', RRSYNCD_TEST_ROOT: '/' };
+  const remote = await run(RSYNC, ['-a', '-b', `--backup-dir=${bak}`, '-e', tr.rsh, 'src/', `x:${c.remoteDst()}/`], { cwd: c.dir, env });
+  const local = await c.runLocal(['-a', '-b', `--backup-dir=${localBak}`]);
+  t.equal(local.code, 0, local.stderr);
+  t.equal(remote.code, local.code, remote.stderr);
+  await c.compare(t, { ignoreDirMtimes: true });
+  t.ok((await stat(join(bak, 'fifo'))).isFIFO(), 'the backup is a fifo');
+  await c.compareDirs(t, localBak, bak, { ignoreDirMtimes: true }, 'backup dir as the reference makes it');
+});

@@ -186,12 +186,22 @@ export class Backups {
 
   /**
    * util1.c robust_move() across filesystems: a regular file's data and attributes are copied to
-   * `backup` through a temp file there; a symlink is made again; other types cannot be kept.
+   * `backup` through a temp file there; a symlink, a fifo and (with devices granted, as root) a
+   * device are made again (backup.c make_backup()); a socket cannot be kept.
    */
   private copyAcross(dest: string, backup: string, st: EntryStat): void {
+    const fs = this.s.fs;
     if (st.type === 'symlink') {
-      this.s.fs.symlink(this.s.sandbox.readlink(dest), backup, 'backup');
-      this.s.fs.setAttrs(backup, { mtime: { sec: st.mtimeSec, nsec: st.mtimeNsec } }, { isSymlink: true }, 'backup');
+      fs.symlink(this.s.sandbox.readlink(dest), backup, 'backup');
+      fs.setAttrs(backup, { mtime: { sec: st.mtimeSec, nsec: st.mtimeNsec } }, { isSymlink: true }, 'backup');
+      return;
+    }
+    const device = st.type === 'chr' || st.type === 'blk';
+    if (st.type === 'fifo' || (device && this.s.ctx.grant.limits.allowDevices && this.s.isRoot)) {
+      fs.mknod(backup, device ? st.mode : st.mode & 0o7777, device ? st.rdev : null, 'backup');
+      const attrs: Attrs = { mode: st.mode & 0o7777, mtime: { sec: st.mtimeSec, nsec: st.mtimeNsec } };
+      if (this.s.isRoot) [attrs.uid, attrs.gid] = [st.uid, st.gid];
+      fs.setAttrs(backup, attrs, {}, 'backup');
       return;
     }
     if (st.type !== 'file') throw new SandboxError('EXDEV', dest, `rename "${printable(dest)}" -> "${printable(backup)}" failed: EXDEV`);

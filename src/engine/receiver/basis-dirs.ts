@@ -35,10 +35,11 @@ export class PartialDir {
   /** Normalized DIR (root-relative when absolute). */
   readonly rel: string;
 
-  constructor(arg: string, grant: Grant) {
+  /** `resolve`: how an absolute DIR is found (at a root of `/`, through the operator's symlinks). */
+  constructor(arg: string, grant: Grant, resolve: (rel: string) => string = (rel) => rel) {
     const c = confinePath(arg, grant, '--partial-dir');
     this.absolute = c.anchored;
-    this.rel = c.rel;
+    this.rel = c.anchored ? resolve(c.rel) : c.rel;
   }
 
   /** '' / '.' (after cleaning) means "no partial dir" in the reference. */

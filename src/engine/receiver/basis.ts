@@ -68,8 +68,12 @@ export class BasisFinder {
     return this.s.opts.mungeLinks ? mungeSymlink(target) : target;
   }
 
-  /** generator.c try_dests_non(): an alt-dest dir may hold this symlink/device/special/directory. */
-  tryDestsNon(e: FileEntry, dest: string): AltDestMatch {
+  /**
+   * generator.c try_dests_non(): an alt-dest dir may hold this symlink/device/special/directory.
+   * `itemNdx`: the index to itemize it as (a directory of a later incremental-recursion list is
+   * handled with that list, as its ndx_start - 1).
+   */
+  tryDestsNon(e: FileEntry, dest: string, itemNdx = e.ndx): AltDestMatch {
     const { basisDirs, altType } = this.s.places;
     const name = this.s.fnameOf(e);
     const wantType = isDir(e) ? 'dir' : isSymlink(e) ? 'symlink' : null;
@@ -112,7 +116,7 @@ export class BasisFinder {
     if (hasI > 0 && (infoName >= 2 || hasI > 1)) {
       const chg = altType === 'compare' && !isDir(e) ? 0 : ITEM.LOCAL_CHANGE + (level === 3 ? ITEM.XNAME_FOLLOWS : 0);
       const lp = level === 3 ? '' : undefined;
-      this.attrs.itemize(e, this.attrs.itemAttrs(e, sx, chg | ITEM_MATCHED, lp), lp);
+      this.attrs.itemizeNdx(itemNdx, this.attrs.itemAttrs(e, sx, chg | ITEM_MATCHED, lp), lp);
     }
     if (infoName >= 2 && this.attrs.maybeAttrsReport) sendInfo(this.s.ctx, `${name}${isDir(e) ? '/' : ''} is uptodate\n`);
     return cannot ? { kind: 'unlinked' } : { kind: 'uptodate' };

@@ -229,8 +229,14 @@ export class Deleter {
 
   private async inDir(dirEntry: FileEntry, keep: Set<string>): Promise<void> {
     const dirName = dirEntry.name;
-    const destDir = this.s.destOf(dirEntry);
-    const st = this.s.sandbox.lstat(destDir);
+    let destDir = this.s.destOf(dirEntry);
+    let st = this.s.sandbox.lstat(destDir);
+    if (st?.type === 'symlink' && this.s.opts.keepDirlinks) {
+      // -K, --delete-before: the generator has not reached this directory's link yet.
+      if (this.s.dirLinks.enter(joinRel(this.s.places.destRel, dirName), destDir, this.s.places.destRel) !== true) return;
+      destDir = this.s.destOf(dirEntry);
+      st = this.s.sandbox.lstat(destDir);
+    }
     if (!st || st.type !== 'dir') return;
     if (this.s.opts.oneFileSystem > 0 && !this.onTopFilesystem(dirEntry, st)) return;
     const filter = this.filters.of(dirName);

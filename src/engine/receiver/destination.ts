@@ -8,7 +8,7 @@ import { ExitCode, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/flist/entry.js';
 import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
 import { sendInfo, sendWarning } from '../messages.js';
-import { dirOf } from '../relpath.js';
+import { baseOf, dirOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import { altDestOption, auxDir, MAX_BASIS_DIRS, PartialDir, type AltDestType } from './basis-dirs.js';
 import type { FileList } from './state.js';
@@ -25,7 +25,7 @@ export function resolveDestination(s: ReceiverState, firstList: FileList): Made 
   const made: Made = { destinationDir: false, rootDir: false };
   const arg = s.opts.args[0] ?? '.';
   const dest = confinePath(arg, s.ctx.grant, 'destination');
-  const destRel = dest.rel;
+  const destRel = physicalDestination(s, dest.rel);
   s.places.destRel = destRel;
   const first = firstList.entries.filter((e) => !e.inactive);
   let st: EntryStat | null;
@@ -59,6 +59,19 @@ export function resolveDestination(s: ReceiverState, firstList: FileList): Made 
     if (s.infoName > 0 || s.hasI > 0) sendInfo(s.ctx, `created directory ${arg.replace(/(.)\/+$/, '$1')}\n`);
   }
   return made;
+}
+
+/**
+ * At a root of `/`, get_local_name() stats the destination through symlinks: a destination that
+ * is (or lies below) a trusted symlink to a directory is gone through; a symlink as the name of a
+ * single file is replaced, as rsync's rename does.
+ */
+function physicalDestination(s: ReceiverState, rel: string): string {
+  const links = s.dirLinks;
+  if (!links.rootIsSlash || rel === '') return rel;
+  const full = links.atSlash(rel);
+  if (s.lstatQuiet(full)?.type === 'dir') return full;
+  return joinRel(links.atSlash(dirOf(rel)), baseOf(rel));
 }
 
 /**
@@ -101,9 +114,12 @@ export function setupBasisOptions(s: ReceiverState): void {
   const grant = s.ctx.grant;
   const places = s.places;
   places.baseDir = places.singleFile ? dirOf(places.destRel) : places.destRel;
-  if (o.partialDir !== undefined && PartialDir.usable(o.partialDir, grant)) places.partialDir = new PartialDir(o.partialDir, grant);
+  const atSlash = (rel: string): string => s.dirLinks.atSlash(rel);
+  // util1.c handle_partial_dir() lstat()s the partial dir itself: only its parents are followed.
+  const parentAtSlash = (rel: string): string => joinRel(atSlash(dirOf(rel)), baseOf(rel));
+  if (o.partialDir !== undefined && PartialDir.usable(o.partialDir, grant)) places.partialDir = new PartialDir(o.partialDir, grant, parentAtSlash);
   if (o.tempDir !== undefined) {
-    places.tempDirRel = auxDir(o.tempDir, grant, places.baseDir, '--temp-dir');
+    places.tempDirRel = atSlash(auxDir(o.tempDir, grant, places.baseDir, '--temp-dir'));
     const st = auxDirStat(s, places.tempDirRel, o.tempDir, '--temp-dir');
     if (!st || st.type !== 'dir') {
       throw new RsyncError(`rsync: the --temp-dir path is not a directory: ${printable(o.tempDir)}`, ExitCode.SYNTAX);
@@ -135,6 +151,7 @@ function setupBackupDir(s: ReceiverState, backupDir: string): void {
   const rel = auxDir(backupDir, grant, places.baseDir, '--backup-dir');
   if (rel !== places.baseDir || confinePath(backupDir, grant, '--backup-dir').anchored) places.backupDirRel = rel;
   if (places.backupDirRel === undefined) return;
+  places.backupDirRel = s.dirLinks.atSlash(places.backupDirRel);
   const st = auxDirStat(s, places.backupDirRel, backupDir, '--backup-dir');
   if (st && st.type !== 'dir') {
     throw new RsyncError(`The backup-dir is not a directory: ${printable(backupDir)}`, ExitCode.SYNTAX);
@@ -166,7 +183,7 @@ function setupAltDest(s: ReceiverState): void {
       );
     }
     for (const d of dirs) {
-      const rel = auxDir(d, s.ctx.grant, places.baseDir, altDestOption(type));
+      const rel = s.dirLinks.atSlash(auxDir(d, s.ctx.grant, places.baseDir, altDestOption(type)));
       places.basisDirs.push(rel);
       const st = s.lstatQuiet(rel);
       const shown = printable(d.length > 1 ? d.replace(/\/+$/, '') : d);

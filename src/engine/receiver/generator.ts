@@ -12,7 +12,7 @@ import { IOERR } from '../../protocol/errors.js';
 import { ITEM } from '../../protocol/itemize.js';
 import { sendInfo } from '../messages.js';
 import { yieldToLoop } from '../notifier.js';
-import { baseOf, dirOf } from '../relpath.js';
+import { baseOf, dirOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import type { Attributes } from './attrs.js';
 import type { Backups } from './backup.js';
@@ -174,7 +174,7 @@ export class Generator {
 
   private async processList(list: FileList): Promise<void> {
     if (this.s.opts.hardLinks) this.x.hardLinks.markGroups(list);
-    if (list.parent) await this.processDirectory(list.parent, list.ndxStart - 1, list);
+    if (list.parent) await this.processListDirectory(list.parent, list);
     let lastYield = Date.now();
     const ahead = this.canStatAhead() ? new Map<FileEntry, EntryStat | null>() : null;
     let aheadUntil = 0;
@@ -197,6 +197,16 @@ export class Generator {
       }
     }
     list.processed = true;
+  }
+
+  /** The directory of an incremental-recursion list, as its ndx_start - 1 (a refusal is its own error). */
+  private async processListDirectory(dir: FileEntry, list: FileList): Promise<void> {
+    try {
+      await this.processDirectory(dir, list.ndxStart - 1, list);
+    } catch (err) {
+      if (err instanceof SandboxError) this.s.reportEntryError(dir, err);
+      else throw err;
+    }
   }
 
   /** Whether finishReadyLists() can act on the oldest list now. */
@@ -291,10 +301,20 @@ export class Generator {
 
   /** `statedAhead`: the destination's lstat when statAhead() took it (undefined: not taken). */
   private async generateEntry(e: FileEntry, list: FileList, statedAhead?: EntryStat | null): Promise<void> {
-    const dest = this.s.destOf(e);
-    const st = this.knownAbsent(e) ? null : statedAhead !== undefined ? statedAhead : this.s.sandbox.lstat(dest);
+    // The contents of a directory that failed (below a refused link's child) are skipped.
+    if (this.s.dirLinks.belowRefused(joinRel(this.s.places.destRel, e.name)) >= 2) return;
+    let dest = this.s.destOf(e);
+    let st = this.knownAbsent(e) ? null : statedAhead !== undefined ? statedAhead : this.s.sandbox.lstat(dest);
     const o = this.s.opts;
     if (modeType(e.mode) === 0) return this.missingArg(e, dest, st);
+    if (st?.type === 'symlink' && isDir(e)) {
+      const through = this.throughDirLink(e, dest);
+      if (through === 'refused') return;
+      if (through) {
+        dest = this.s.destOf(e);
+        st = this.s.sandbox.lstat(dest);
+      }
+    }
     if (this.skippedExisting(e, st)) return;
     if (o.relative && !o.impliedDirs) {
       // -R --no-implied-dirs: implied parents (TOP_DIR|NO_CONTENT_DIR) are neither made nor
@@ -365,6 +385,19 @@ export class Generator {
     return this.madeDirs.has(dirOf(e.name));
   }
 
+  /**
+   * A directory entry meets a destination symlink: with -K (generator.c stats it through when
+   * the sender has a directory), or at a root of `/` for an implied parent of
+   * -R --no-implied-dirs (rsync writes its children through the link), a trusted link to a
+   * directory inside the root is gone through from now on. Otherwise it is replaced as usual.
+   */
+  private throughDirLink(e: FileEntry, dest: string): boolean | 'refused' {
+    const links = this.s.dirLinks;
+    if (!this.s.opts.keepDirlinks && !(links.rootIsSlash && this.isImpliedDirSkipped(e))) return false;
+    // As rsync: a refused link stays, and what would go below it fails (a symlink on the way).
+    return links.enter(joinRel(this.s.places.destRel, e.name), dest, this.s.places.destRel);
+  }
+
   /** -R --no-implied-dirs (protocol >= 30): an implied parent (FLAG_IMPLIED_DIR) is left alone. */
   private isImpliedDirSkipped(e: FileEntry): boolean {
     const both = XMIT.TOP_DIR | XMIT.NO_CONTENT_DIR;
@@ -374,7 +407,7 @@ export class Generator {
 
   /** A directory: create or fix it, itemize it (as `itemNdx`), and delete extraneous entries in it. */
   private async processDirectory(e: FileEntry, itemNdx: number, list: FileList): Promise<void> {
-    if (this.isImpliedDirSkipped(e)) return;
+    if (this.isImpliedDirSkipped(e) || this.s.dirLinks.belowRefused(joinRel(this.s.places.destRel, e.name)) >= 0) return;
     const { attrs, deleter } = this.x;
     const dest = this.s.destOf(e);
     let st = this.s.sandbox.lstat(dest);
@@ -392,7 +425,7 @@ export class Generator {
     let cmpSt = st;
     let itemizing = true;
     if (!st && this.s.places.basisDirs.length > 0) {
-      const j = this.x.basis.tryDestsNon(e, dest);
+      const j = this.x.basis.tryDestsNon(e, dest, itemNdx);
       if (j.kind === 'uptodate') {
         itemizing = false;
         statret = 1;

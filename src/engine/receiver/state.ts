@@ -18,6 +18,7 @@ import { baseOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import type { AltDestType, PartialDir } from './basis-dirs.js';
 import { InfoLevels } from '../info-levels.js';
+import { DirLinks } from './dir-links.js';
 
 /** One received file list: the whole list, or (incremental recursion) one directory's children. */
 export interface FileList {
@@ -84,6 +85,8 @@ export class ReceiverState {
     basisDirs: [],
     fuzzyLevels: 0,
   };
+  /** Destination symlinks gone through as directories (-K; at a root of `/`, more). */
+  readonly dirLinks: DirLinks;
   /** The client's filter rules (receiver side: protect from deletion), set with the first list. */
   filters: FilterSet | undefined;
   /** Owner and group names of the id lists (no incremental recursion). */
@@ -108,6 +111,7 @@ export class ReceiverState {
     this.protocol = ctx.protocol;
     this.sandbox = ctx.sandbox;
     this.fs = ctx.gateway;
+    this.dirLinks = new DirLinks(ctx.sandbox, ctx.grant.root);
     this.inc = init.inc;
     this.keepPartial = init.keepPartial;
     this.backupSuffix = init.backupSuffix;
@@ -157,13 +161,14 @@ export class ReceiverState {
 
   /** The entry's root-relative destination path. */
   destOf(e: FileEntry): string {
-    return this.places.singleFile ? this.places.destRel : joinRel(this.places.destRel, e.name);
+    return this.places.singleFile ? this.places.destRel : this.dirLinks.physical(joinRel(this.places.destRel, e.name));
   }
 
   /** A path relative to the destination (the reference's cwd). */
   relToBase(dest: string): string {
     const base = this.places.baseDir;
-    return base === '' ? dest : dest.slice(base.length + 1);
+    const name = this.dirLinks.logical(dest);
+    return base === '' ? name : name.slice(base.length + 1);
   }
 
   lstatQuiet(rel: string): EntryStat | null {

@@ -17,9 +17,10 @@ export type Resolution =
  * path, using only sandbox lstat/readlink (the sandbox itself never follows links). Relative
  * targets resolve against the link's directory; a target that climbs above the root, or an
  * absolute one (unless the root is '/', where it names a path below the root), is an escape;
- * more than MAX_LINK_HOPS links is a loop.
+ * more than MAX_LINK_HOPS links is a loop. With `trusted`, a link it rejects is not followed (an
+ * escape too).
  */
-export function resolveInRoot(sandbox: Sandbox, rel: string, rootIsSlash: boolean): Resolution {
+export function resolveInRoot(sandbox: Sandbox, rel: string, rootIsSlash: boolean, trusted?: (link: EntryStat) => boolean): Resolution {
   const done: string[] = [];
   const todo = rel.split('/').reverse();
   let hops = 0;
@@ -43,6 +44,7 @@ export function resolveInRoot(sandbox: Sandbox, rel: string, rootIsSlash: boolea
     }
     if (!st) return { kind: 'missing' };
     if (st.type === 'symlink') {
+      if (trusted && !trusted(st)) return { kind: 'escape' };
       if (++hops > MAX_LINK_HOPS) return { kind: 'loop' };
       let target: string;
       try {
