@@ -33,6 +33,8 @@ import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
 import { openGateway, type ChangePolicy } from '../gateway/index.js';
 import { allowIncRecurseForSender, runSender } from './sender/sender.js';
 import { hashWasmBinaries } from '../patches/hash-wasm.js';
+import { anyLeft, SessionResources } from './resources.js';
+import { DEFAULT_SESSION_MEMORY, MemoryBudget } from './budget.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -102,6 +104,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
   const reader = new ProtocolReader(io.input);
   const writer = new ProtocolWriter(io.output);
   reader.onStarve = () => writer.flush();
+  const resources = ownSession(io, req, reader, writer);
   let sandbox: Sandbox | undefined;
   let ctx: SessionContext | undefined;
   let lock: RootLock | null = null;
@@ -162,7 +165,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       reader,
       writer,
       log,
-      signal: req.signal,
+      resources,
+      budget: new MemoryBudget(req.grant.limits.memoryBytes ?? DEFAULT_SESSION_MEMORY),
       ioError: 0,
       hadTransferError: false,
       stats: {},
@@ -185,9 +189,41 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     const code = await reportFatal(io, ctx, log, err);
     return result(code);
   } finally {
+    const left = await resources.end(() => sandbox?.openFileCount ?? 0);
+    if (anyLeft(left)) log.warn({ leftovers: left }, 'session ended with resources still open (released now)');
     sandbox?.close();
     lock?.release();
   }
+}
+
+/**
+ * The session's resources, cancelled when the connection goes (the ssh layer's signal, or the
+ * output stream closing or failing): its reader and writer then fail every wait, so no task stays
+ * blocked on a client that is gone.
+ */
+function ownSession(io: SessionIO, req: SessionRequest, reader: ProtocolReader, writer: ProtocolWriter): SessionResources {
+  const resources = new SessionResources();
+  resources.onCancel((err) => {
+    writer.abort(err);
+    reader.abort(err);
+  });
+  const gone = (): void => resources.cancel(new RsyncError('connection unexpectedly closed', ExitCode.STREAMIO));
+  io.output.once('close', gone);
+  io.output.once('error', gone);
+  resources.own(() => {
+    io.output.off('close', gone);
+    io.output.off('error', gone);
+  });
+  const signal = req.signal;
+  if (signal) {
+    const aborted = (): void => resources.cancel(new RsyncError(`session cancelled: ${String(signal.reason?.message ?? signal.reason)}`, ExitCode.STREAMIO));
+    if (signal.aborted) aborted();
+    else {
+      signal.addEventListener('abort', aborted, { once: true });
+      resources.own(() => signal.removeEventListener('abort', aborted));
+    }
+  }
+  return resources;
 }
 
 function refuseBeforeStart(io: SessionIO, log: Logger, err: unknown): SessionResult {
@@ -227,7 +263,7 @@ async function reportFatal(io: SessionIO, ctx: SessionContext | undefined, log: 
     // As the reference does: keep reading until the client closes (it answers MSG_ERROR_EXIT).
     await ctx.reader.drainUntilEof(10_000);
   } else {
-    await Promise.race([ctx.writer.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await ctx.resources.within(ctx.writer.drain(), 2000);
   }
   return code;
 }
