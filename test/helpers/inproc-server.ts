@@ -44,7 +44,7 @@ export interface InprocServer {
 }
 
 /** Reads the command line (up to '\n'), then hands the rest of the socket to the engine. */
-function readCommand(sock: Socket): Promise<string> {
+export function readCommand(sock: Socket): Promise<string> {
   return new Promise((resolve, reject) => {
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {

@@ -3,7 +3,7 @@
  * and pulls with the stock client, pushes and pulls whose client is SIGKILLed at a random point,
  * hostile byte streams, refused grants), then /proc/self/fd, the active handles and timers, and
  * the heap must be back where they started, and no session may have ended with something still
- * open. RRSYNCD_RESOURCE_SESSIONS sets how many sessions (default 500, under two minutes on a loaded 2-core machine).
+ * open. RRSYNCD_RESOURCE_SESSIONS sets how many sessions (default 400: about two minutes on a loaded 2-core machine).
  */
 import t from 'tap';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { PULL, PUSH, PUSH_INC } from './harness.js';
 import { startInprocServer, type InprocServer } from '../helpers/inproc-server.js';
 import { defaultGrant } from '../../src/policy/grant.js';
 
-const SESSIONS = Number(process.env.RRSYNCD_RESOURCE_SESSIONS ?? 500);
+const SESSIONS = Number(process.env.RRSYNCD_RESOURCE_SESSIONS ?? 400);
 const LANES = 4;
 const BIG = 12 * 1024 * 1024;
 
