@@ -23,7 +23,7 @@ export function entryBytes(nameLength: number): number {
   return ENTRY_BYTES + nameLength;
 }
 
-export function idNameBytes(nameLength: number): number {
+function idNameBytes(nameLength: number): number {
   return ID_BYTES + nameLength;
 }
 
@@ -58,10 +58,6 @@ export class MemoryBudget {
   private used = 0;
 
   constructor(readonly limit: number) {}
-
-  get inUse(): number {
-    return this.used;
-  }
 
   /** Takes `bytes` for `what`, or ends the session (exit 22) when that would pass the budget. */
   charge(bytes: number, what: string): void {

@@ -161,10 +161,6 @@ export class ProtocolWriter {
     this.release();
   }
 
-  get aborted(): boolean {
-    return this.failure !== null;
-  }
-
   /** Sends an out-of-band message (after any pending data, preserving order); text has its control bytes escaped. */
   message(tag: number, payload: Buffer | string): void {
     const raw = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;

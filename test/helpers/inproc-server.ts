@@ -24,7 +24,7 @@ import { REPO_ROOT, RSYNC, type RunResult } from './server.js';
 export const UNIX_RSH = join(REPO_ROOT, 'test', 'pipe', 'unix-rsh.pl');
 const MAX_COMMAND = 64 * 1024;
 
-export interface InprocResult extends SessionResult {
+interface InprocResult extends SessionResult {
   stderr: string;
 }
 
