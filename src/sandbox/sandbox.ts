@@ -307,10 +307,7 @@ export class Sandbox {
     this.guard('fsync', fdLabel(fd), () => fsyncSync(fd));
   }
 
-  /**
-   * close(fd) closes a file fd (a no-op once the sandbox closed it); close() closes the sandbox:
-   * the root fd, every cached dir fd and every file fd still open.
-   */
+  /** close(fd): a file fd (no-op once the sandbox closed it); close(): root, dir and file fds. */
   close(fd: number): void;
   close(): void;
   close(fd?: number): void {
@@ -322,7 +319,7 @@ export class Sandbox {
     this.guard('close', fdLabel(fd), () => closeSync(fd));
   }
 
-  /** File descriptors handed out and not closed yet (close() closes them). */
+  /** File fds handed out and still open (close() closes them). */
   get openFileCount(): number {
     return this.files.count;
   }
