@@ -40,6 +40,7 @@ interface TenantLimits {
   quotaFiles?: number;
   maxSessions?: number;
   uploadBytesPerSecond?: number;
+  memoryBytes?: number;
   allowDevices?: boolean;
   allowChown?: boolean;
   incomingChmod?: string;
@@ -90,6 +91,7 @@ export interface ConfigShape {
     shutdownGraceMs: number;
     keepaliveIntervalMs: number;
     keepaliveCountMax: number;
+    serverMemoryBytes: number;
   };
   log: { level: string; destination: string };
   metrics: { listen: string };
@@ -140,7 +142,7 @@ const TENANT_KEYS = new Set([
   'name', 'users', 'keys', 'keysFile', 'root', 'mode', 'noDelete', 'noOverwrite', 'appendOnly', 'munge', 'noLock', 'absolute',
   'allowOptions', 'denyOptions', 'limits', 'revisions',
 ]);
-const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond'];
+const LIMIT_NUMBERS = ['maxFileSize', 'quotaBytes', 'quotaFiles', 'maxSessions', 'uploadBytesPerSecond', 'memoryBytes'];
 const LIMIT_BOOLS = ['allowDevices', 'allowChown'];
 
 /**
@@ -342,7 +344,7 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
       env: 'RRSYNCD_AUTHORIZED_KEYS',
     },
     tenants: {
-      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, appendOnly?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, allowDevices, allowChown, incomingChmod}, revisions?: {mode: snapshot|publish, keep?, graceSeconds?}}].',
+      doc: 'Tenants: [{name, users?, keys?: [authorized_keys lines], keysFile?, root?, mode?: rw|ro|wo, noDelete?, noOverwrite?, appendOnly?, munge?, noLock?, absolute?, allowOptions?, denyOptions?, limits?: {maxFileSize, quotaBytes, quotaFiles, maxSessions, uploadBytesPerSecond, memoryBytes (per session: block sums, file lists, id lists; default 256 MiB), allowDevices, allowChown, incomingChmod}, revisions?: {mode: snapshot|publish, keep?, graceSeconds?}}].',
       format: 'tenant-list',
       default: [],
     },
@@ -425,6 +427,12 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         format: 'positive-int',
         default: 3,
         env: 'RRSYNCD_KEEPALIVE_COUNT_MAX',
+      },
+      serverMemoryBytes: {
+        doc: 'Memory watermark (V8 heap + Buffers in use): above it new sessions are refused ("server busy", exit 5) instead of the process running out of memory. 0 = three quarters of the V8 heap limit.',
+        format: 'nat',
+        default: 0,
+        env: 'RRSYNCD_SERVER_MEMORY_BYTES',
       },
     },
     log: {

@@ -9,6 +9,8 @@ import type { CompressName } from '../protocol/token.js';
 import type { ServerOptions } from '../policy/server-options.js';
 import type { Grant } from '../policy/grant.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
+import type { SessionResources } from './resources.js';
+import type { MemoryBudget } from './budget.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { FlistOptions } from '../protocol/flist/entry.js';
 import { digestLength } from '../protocol/checksum.js';
@@ -33,7 +35,10 @@ export interface SessionContext {
   reader: ProtocolReader;
   writer: ProtocolWriter;
   log: Logger;
-  signal?: AbortSignal;
+  /** Timers, child tasks and cancellation of this session (ended with it). */
+  resources: SessionResources;
+  /** Memory the client's requests may make this session hold (block sums, file lists, id lists). */
+  budget: MemoryBudget;
   /** io_error bits collected on our side (1 general, 2 vanished, 4 delete limit). */
   ioError: number;
   /** Set when a per-file error was reported (exit 23 at the end). */

@@ -37,12 +37,12 @@ export class IoTimeout {
     this.lastRead = this.lastWrite = this.lastTick = now;
     this.seenRead = this.ctx.reader.totalRead;
     this.seenWritten = this.ctx.writer.totalWritten;
-    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer = this.ctx.resources.setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.ctx.resources.clearTimer(this.timer);
     this.timer = null;
   }
 

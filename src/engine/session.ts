@@ -37,6 +37,8 @@ import type { RevisionHooks, RevisionsConfig } from '../revisions/layout.js';
 import { prepareRevisions, type RevisionPush } from '../revisions/session.js';
 import { usageLedgers } from '../usage/registry.js';
 import type { UsageLedger } from '../usage/ledger.js';
+import { anyLeft, SessionResources } from './resources.js';
+import { DEFAULT_SESSION_MEMORY, MemoryBudget } from './budget.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -115,6 +117,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
   const reader = new ProtocolReader(io.input);
   const writer = new ProtocolWriter(io.output);
   reader.onStarve = () => writer.flush();
+  const resources = ownSession(io, req, reader, writer);
   let sandbox: Sandbox | undefined;
   let ctx: SessionContext | undefined;
   let lock: RootLock | null = null;
@@ -183,7 +186,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       reader,
       writer,
       log,
-      signal: req.signal,
+      resources,
+      budget: new MemoryBudget(req.grant.limits.memoryBytes ?? DEFAULT_SESSION_MEMORY),
       ioError: 0,
       hadTransferError: false,
       stats: {},
@@ -209,6 +213,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     const code = await reportFatal(io, ctx, log, err);
     return result(code);
   } finally {
+    const left = await resources.end(() => sandbox?.openFileCount ?? 0);
+    if (anyLeft(left)) log.warn({ leftovers: left }, 'session ended with resources still open (released now)');
     ctx?.gateway.end();
     // the staging was removed behind the gateway: the ledger learns it from a background walk
     if (push?.discardUnpublished() && ledger) void usageLedgers.reconcile(ledger).catch(() => undefined);
@@ -232,6 +238,36 @@ async function openLedger(sandbox: Sandbox, req: SessionRequest): Promise<UsageL
     req.log.error({ err: (err as Error).message }, 'usage of the root could not be measured');
     throw new RsyncError('rrsyncd: the usage of this directory could not be measured (quota); try again later', ExitCode.FILEIO);
   }
+}
+
+/**
+ * The session's resources, cancelled when the connection goes (the ssh layer's signal, or the
+ * output stream closing or failing): its reader and writer then fail every wait, so no task stays
+ * blocked on a client that is gone.
+ */
+function ownSession(io: SessionIO, req: SessionRequest, reader: ProtocolReader, writer: ProtocolWriter): SessionResources {
+  const resources = new SessionResources();
+  resources.onCancel((err) => {
+    writer.abort(err);
+    reader.abort(err);
+  });
+  const gone = (): void => resources.cancel(new RsyncError('connection unexpectedly closed', ExitCode.STREAMIO));
+  io.output.once('close', gone);
+  io.output.once('error', gone);
+  resources.own(() => {
+    io.output.off('close', gone);
+    io.output.off('error', gone);
+  });
+  const signal = req.signal;
+  if (signal) {
+    const aborted = (): void => resources.cancel(new RsyncError(`session cancelled: ${String(signal.reason?.message ?? signal.reason)}`, ExitCode.STREAMIO));
+    if (signal.aborted) aborted();
+    else {
+      signal.addEventListener('abort', aborted, { once: true });
+      resources.own(() => signal.removeEventListener('abort', aborted));
+    }
+  }
+  return resources;
 }
 
 function refuseBeforeStart(io: SessionIO, log: Logger, err: unknown): SessionResult {
@@ -271,7 +307,7 @@ async function reportFatal(io: SessionIO, ctx: SessionContext | undefined, log: 
     // As the reference does: keep reading until the client closes (it answers MSG_ERROR_EXIT).
     await ctx.reader.drainUntilEof(10_000);
   } else {
-    await Promise.race([ctx.writer.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await ctx.resources.within(ctx.writer.drain(), 2000);
   }
   return code;
 }

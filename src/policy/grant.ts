@@ -45,6 +45,8 @@ export interface GrantLimits {
   quotaFiles?: number;
   /** Concurrent sessions for this grant. */
   maxSessions?: number;
+  /** Memory one session may hold for block sums, file lists and id lists (default 256 MiB). */
+  memoryBytes?: number;
   /** Upload bandwidth limit, bytes per second. */
   uploadBytesPerSecond?: number;
   /** Devices and specials may be created (also requires running as root for devices). */

@@ -51,7 +51,12 @@ export function writeIdList(w: ProtocolWriter, protocol: number, ids: Map<number
   if (id0Names) writeIdName(w, ids.get(0) ?? '');
 }
 
-export async function readIdList(r: ProtocolReader, protocol: number, id0Names: boolean): Promise<Map<number, string>> {
+export async function readIdList(
+  r: ProtocolReader,
+  protocol: number,
+  id0Names: boolean,
+  charge: (nameLength: number) => void = () => undefined,
+): Promise<Map<number, string>> {
   const ids = new Map<number, string>();
   let nameBytes = 0;
   for (let count = 0; ; count++) {
@@ -61,6 +66,7 @@ export async function readIdList(r: ProtocolReader, protocol: number, id0Names: 
     const name = await readIdName(r);
     nameBytes += name.length;
     if (nameBytes > MAX_ID_LIST_NAME_BYTES) throw new ProtocolError('id list too long (names)');
+    charge(name.length);
     if (name) ids.set(id, name);
   }
   if (id0Names) {

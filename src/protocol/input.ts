@@ -203,6 +203,17 @@ export class ProtocolReader {
     this.notify();
   }
 
+  /**
+   * The session is over (its owner cancelled it): the waiting read and every later one fail with
+   * `err`, and the rate limiter's timer is cleared.
+   */
+  abort(err: Error): void {
+    this.failure ??= err;
+    if (this.rateTimer) clearTimeout(this.rateTimer);
+    this.rateTimer = null;
+    this.notify();
+  }
+
   private waitRaw(): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.interruption) {
@@ -431,12 +442,16 @@ export class ProtocolReader {
     while (!this.eof && !this.failure && Date.now() < deadline) {
       this.raw = new ChunkQueue();
       this.maybeResume();
+      let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((r) => {
           this.wake = r;
         }),
-        new Promise<void>((r) => setTimeout(r, Math.max(1, deadline - Date.now())).unref()),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, Math.max(1, deadline - Date.now()));
+        }),
       ]);
+      clearTimeout(timer);
     }
   }
 

@@ -28,6 +28,8 @@ export class ProtocolWriter {
   private multiplexed = false;
   private blocked = false;
   private drainWaiters: Array<() => void> = [];
+  /** Set by abort(): the sink is gone, so 'drain' will never come. */
+  private failure: Error | null = null;
   /**
    * Frame buffers the sink has finished with. Allocating a fresh 256 KiB buffer per flush costs
    * more in garbage collection (V8 collects on external-memory growth) than the copy itself.
@@ -127,6 +129,7 @@ export class ProtocolWriter {
 
   /** `reuse`: the buffer behind `out`, taken back when the sink says it is done with it. */
   private toSink(out: Buffer, reuse?: Buffer): void {
+    if (this.failure) return;
     this.totalWritten += out.length;
     const done = reuse
       ? () => {
@@ -135,13 +138,27 @@ export class ProtocolWriter {
       : undefined;
     if (!this.sink.write(out, done) && !this.blocked) {
       this.blocked = true;
-      this.sink.once('drain', () => {
-        this.blocked = false;
-        const waiters = this.drainWaiters;
-        this.drainWaiters = [];
-        for (const w of waiters) w();
-      });
+      this.sink.once('drain', () => this.release());
     }
+  }
+
+  private release(): void {
+    this.blocked = false;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * The sink is gone (closed or failed): every task waiting for it wakes up, writable() throws
+   * `err` from now on, drain() returns at once and further output is dropped. Without this a
+   * task blocked on a dead client's backpressure would wait (holding its files) forever.
+   */
+  abort(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.pending.reset();
+    this.release();
   }
 
   /** Sends an out-of-band message (after any pending data, preserving order); text has its control bytes escaped. */
@@ -172,12 +189,13 @@ export class ProtocolWriter {
   /** Flushes when enough is pending, and waits while the sink is backpressured. */
   async writable(): Promise<void> {
     if (this.pending.length >= FLUSH_THRESHOLD) this.flush();
-    if (this.blocked) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (this.blocked && !this.failure) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (this.failure) throw this.failure;
   }
 
   /** Flushes everything and waits until the sink has accepted it. */
   async drain(): Promise<void> {
     this.flush();
-    if (this.blocked) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (this.blocked && !this.failure) await new Promise<void>((r) => this.drainWaiters.push(r));
   }
 }

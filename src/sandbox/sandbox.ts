@@ -20,6 +20,7 @@ import {
   readSync,
   writeSync,
 } from 'node:fs';
+import { OpenFiles } from './open-files.js';
 import { DirCache, type DirRef } from './dircache.js';
 import { SandboxError, hasCode, toSandboxError } from './errors.js';
 import { quoted } from '../printable.js';
@@ -99,6 +100,7 @@ export class Sandbox {
   /** Cleared when the filesystem refuses O_TMPFILE (and never set without the native linkat). */
   private anonymousFiles = nativeBinding?.linkfd !== undefined;
   private closed = false;
+  private readonly files = new OpenFiles();
 
   private constructor(
     readonly rootPath: string,
@@ -196,7 +198,7 @@ export class Sandbox {
   openRead(rel: string, expect?: { dev: number; ino: number }): OpenFile {
     const file = this.openRegular('openRead', rel, O_RDONLY, true);
     if (expect !== undefined && (file.stat.dev !== expect.dev || file.stat.ino !== expect.ino)) {
-      closeSync(file.fd);
+      this.close(file.fd);
       throw new SandboxError('ECHANGED', rel, `file ${quoted(rel)} changed since it was listed`);
     }
     return file;
@@ -214,7 +216,7 @@ export class Sandbox {
   createTemp(relDir: string, baseName: string, mode = 0o600, opts: { noLeadingDot?: boolean } = {}): { fd: number; rel: string } {
     return this.withTempName(relDir, baseName, opts, (dirFd, name, rel) => {
       try {
-        return { fd: openAt(dirFd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777), rel };
+        return { fd: this.files.add(openAt(dirFd, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR, mode & 0o7777)), rel };
       } catch (err) {
         if (!hasCode(err, 'EEXIST')) throw toSandboxError(err, 'createTemp', rel);
         return null;
@@ -233,7 +235,7 @@ export class Sandbox {
     const parts = splitRel(relDir);
     const ref = this.dir(parts, relDir);
     try {
-      return openAt(ref.fd, '.', O_TMPFILE | O_RDWR, mode & 0o7777);
+      return this.files.add(openAt(ref.fd, '.', O_TMPFILE | O_RDWR, mode & 0o7777));
     } catch (err) {
       if (hasCode(err, 'EOPNOTSUPP', 'EISDIR', 'EINVAL')) {
         this.anonymousFiles = false;
@@ -305,7 +307,7 @@ export class Sandbox {
     this.guard('fsync', fdLabel(fd), () => fsyncSync(fd));
   }
 
-  /** close(fd) closes a file fd; close() closes the sandbox (root fd and every cached dir fd). */
+  /** close(fd): a file fd (no-op once the sandbox closed it); close(): root, dir and file fds. */
   close(fd: number): void;
   close(): void;
   close(fd?: number): void {
@@ -313,7 +315,13 @@ export class Sandbox {
       this.closeSandbox();
       return;
     }
+    if (!this.files.forget(fd) && this.closed) return;
     this.guard('close', fdLabel(fd), () => closeSync(fd));
+  }
+
+  /** File fds handed out and still open (close() closes them). */
+  get openFileCount(): number {
+    return this.files.count;
   }
 
   /**
@@ -321,6 +329,7 @@ export class Sandbox {
    * rename just unlinked): the event loop does not wait for the kernel to free its blocks.
    */
   closeInBackground(fd: number): void {
+    if (!this.files.forget(fd) && this.closed) return;
     closeCallback(fd, () => undefined);
   }
 
@@ -452,6 +461,7 @@ export class Sandbox {
   private closeSandbox(): void {
     if (this.closed) return;
     this.closed = true;
+    this.files.closeAll();
     this.cache.clear();
     closeSync(this.rootFd);
   }
@@ -574,7 +584,7 @@ export class Sandbox {
           throw new SandboxError(code, rel, `${op} ${quoted(rel)}: not a regular file (${type})`);
         }
         // Re-opening the pinned inode through its magic link never opens a fifo/device by name.
-        const fd = this.reopen(pathFd, flags, noatime);
+        const fd = this.files.add(this.reopen(pathFd, flags, noatime));
         return { fd, stat: statFd(fd) };
       } finally {
         closeSync(pathFd);

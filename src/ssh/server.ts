@@ -27,6 +27,7 @@ import { keyStillGranted } from '../ops/key-changes.js';
 import { roleOfArgv } from '../ops/sessions.js';
 import { createTenantRoot } from '../sandbox/root-dir.js';
 import { flushWritable, writeAll } from './channel-write.js';
+import { EXIT_SERVER_BUSY, memoryInUse, memoryWatermark, SERVER_BUSY_MESSAGE } from './watermark.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
 
@@ -473,6 +474,11 @@ export class RrsyncServer {
         if (this.draining) {
           record.refused = 'server shutting down';
           await writeAll(channel.stderr, 'rrsyncd: server shutting down\n', channel);
+        } else if (memoryInUse() > memoryWatermark(this.config.limits.serverMemoryBytes)) {
+          record.refused = 'memory watermark';
+          this.log.warn({ memoryInUse: memoryInUse(), watermark: memoryWatermark(this.config.limits.serverMemoryBytes) }, 'session refused: memory above the watermark');
+          await writeAll(channel.stderr, `${SERVER_BUSY_MESSAGE}\n`, channel);
+          result = { ...result, exitCode: EXIT_SERVER_BUSY };
         } else if (limit !== undefined && running >= limit) {
           record.refused = 'too many sessions';
           await writeAll(channel.stderr, `rrsyncd: too many concurrent sessions for this key (limit ${limit})\n`, channel);

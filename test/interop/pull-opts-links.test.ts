@@ -23,6 +23,8 @@ import { SenderWalker } from '../../src/engine/sender/walk.js';
 import { resolveInRoot } from '../../src/engine/sender/resolve.js';
 import { physOf, type SEntry } from '../../src/engine/sender/entry.js';
 import type { SessionContext } from '../../src/engine/context.js';
+import { SessionResources } from '../../src/engine/resources.js';
+import { DEFAULT_SESSION_MEMORY, MemoryBudget } from '../../src/engine/budget.js';
 import type { ServerOptions } from '../../src/policy/server-options.js';
 import { PassThrough } from 'node:stream';
 import { tmpDir } from '../unit/sandbox-helpers.js';
@@ -160,6 +162,8 @@ function harness(t: Tap, root: string, opts: Partial<ServerOptions>, inc = false
     reader: new ProtocolReader(new PassThrough()),
     writer,
     log: pino({ level: 'silent' }),
+    resources: new SessionResources(),
+    budget: new MemoryBudget(DEFAULT_SESSION_MEMORY),
     ioError: 0,
     hadTransferError: false,
   };

@@ -7,6 +7,7 @@ import { engineTransport, newCase, file, noise, type Transport } from './lib/int
 import { RSYNC } from '../helpers/server.js';
 import { compareRun } from './push-opts.helpers.js';
 import { IoTimeout } from '../../src/engine/io-timeout.js';
+import { SessionResources } from '../../src/engine/resources.js';
 import type { SessionContext } from '../../src/engine/context.js';
 import { RsyncError } from '../../src/protocol/errors.js';
 
@@ -60,6 +61,7 @@ function fakeCtx(): { ctx: SessionContext; io: { read: number; keepAlives: numbe
     },
     writer,
     log: { warn() {}, info() {}, debug() {} },
+    resources: new SessionResources(),
   } as unknown as SessionContext;
   return { ctx, io };
 }

@@ -13,6 +13,7 @@ import { FilterSet } from '../filter-match.js';
 import { readSmallFile } from '../../sandbox/small-file.js';
 import { MAX_MERGE_FILE_BYTES } from '../filter-match.js';
 import { flistOptionsFor } from '../context.js';
+import { flistCharges, listBytes } from '../budget.js';
 import { dirOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import type { DirFilters } from './delete.js';
@@ -64,6 +65,7 @@ export class FileLists {
       });
     }
     this.reader = new FlistReader(flistOptionsFor(ctx));
+    this.reader.charges = flistCharges(ctx.budget);
     // With incremental recursion the first list starts at 1; ndx_start - 1 names its parent.
     this.nextNdxStart = this.s.inc ? 1 : 0;
     await this.receive(undefined);
@@ -121,7 +123,10 @@ export class FileLists {
     const freed = this.unechoed.shift();
     // Without incremental recursion the reference keeps its one list to the end: items may
     // still be itemized in phase 2 (hard links of --delay-updates files) and echoed back.
-    if (freed && this.s.inc) freed.entries = [];
+    if (freed && this.s.inc) {
+      this.s.ctx.budget.release(listBytes(freed.entries));
+      freed.entries = [];
+    }
     else if (freed) this.retired.push(freed);
     if (this.echoes > this.donesSent) throw new ProtocolError('unexpected NDX_DONE from sender');
     return this.phaseOneSent && this.echoes === this.donesSent;

@@ -124,6 +124,7 @@ export class ReceiverState {
       this.rejectCancellation = reject;
     });
     this.cancellation.catch(() => undefined); // observed by whoever races it
+    ctx.resources.onCancel((err) => this.cancel(err));
   }
 
   /**

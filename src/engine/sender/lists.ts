@@ -20,6 +20,7 @@ import { flistOptionsFor, type SessionContext } from '../context.js';
 import { fileChecksum, READ_CHUNK } from '../file-hash.js';
 import { physOf, type DirNode, type SEntry } from './entry.js';
 import type { SenderWalker } from './walk.js';
+import { listBytes } from '../budget.js';
 
 /** rsync's MIN_FILECNT_LOOKAHEAD: unfinished files the client should always have listed. */
 const MIN_FILECNT_LOOKAHEAD = 1000;
@@ -256,7 +257,9 @@ export class SendLists {
 
   freeOldestList(): void {
     const l = this.lists.shift();
-    if (l) this.activeFiles -= l.entries.length;
+    if (!l) return;
+    this.activeFiles -= l.entries.length;
+    this.ctx.budget.release(listBytes(l.entries));
   }
 
   private logMemory(): void {

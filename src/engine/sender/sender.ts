@@ -26,6 +26,7 @@ import { readFilesFrom } from './files-from.js';
 import { SendLists } from './lists.js';
 import { FileSender, type AppendMode } from './send-file.js';
 import { SenderWalker } from './walk.js';
+import { blockSumsBytes } from '../budget.js';
 
 /** The reference's allow_inc_recurse for a sending server: -r, not --use-qsort (the 'i' letter is checked by the caller). */
 export function allowIncRecurseForSender(opts: ServerOptions): boolean {
@@ -92,7 +93,7 @@ class Sender {
     const timeout = this.opts.timeout > 0 ? new IoTimeout(this.ctx, this.opts.timeout, 'sender') : null;
     timeout?.start();
     try {
-      const work = this.serveRequests();
+      const work = this.ctx.resources.task(this.serveRequests());
       work.catch(() => undefined);
       await (timeout ? Promise.race([work, timeout.expired]) : work);
     } finally {
@@ -202,8 +203,14 @@ class Sender {
       const head = await readSumHead(r);
       validateSumHead(head, this.protocol, digestLength(this.ctx.xferSum.name));
       const append: AppendMode = this.opts.append > 0 && !e.sent ? (this.opts.append > 1 || this.protocol < 30 ? 2 : 1) : 0;
-      const sums = append ? null : await readBlockSums(r, head);
-      await this.files.send(e, ndx, head, sums, append, echo);
+      const sumsBytes = append ? 0 : blockSumsBytes(head);
+      this.ctx.budget.charge(sumsBytes, `the block sums of ${printable(e.name)} (${head.count} blocks)`);
+      try {
+        const sums = append ? null : await readBlockSums(r, head);
+        await this.files.send(e, ndx, head, sums, append, echo);
+      } finally {
+        this.ctx.budget.release(sumsBytes);
+      }
       e.sent = true;
       await w.writable();
     }

@@ -26,6 +26,7 @@ import { sendInfo, sendTransferError, sendWarning } from '../messages.js';
 import { joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import { NameType, makeEntry, physOf, zeroStat, type DirNode, type MakeFlags, type SEntry } from './entry.js';
+import { entryBytes } from '../budget.js';
 import { sanitizeFilesFromName } from './files-from.js';
 import { resolveInRoot } from './resolve.js';
 import { DirQueue } from './dir-queue.js';
@@ -224,6 +225,7 @@ export class SenderWalker {
       if (f && f.excluded(name, dir)) return null;
     }
     if (this.hidden(phys)) return null;
+    this.ctx.budget.charge(entryBytes(name.length), 'the file list');
     return makeEntry(this.o, this.proto, this.sandbox, name, base, phys, st, target, { ...flags, content });
   }
 
@@ -400,6 +402,7 @@ export class SenderWalker {
       return null;
     }
     const target = typeof r === 'object' ? r.target : undefined;
+    this.ctx.budget.charge(entryBytes(fn.length), 'the file list');
     return makeEntry(this.o, this.proto, this.sandbox, fn, base, phys, st, target, { ...flags, content: !!flags.content && st.type === 'dir' });
   }
 

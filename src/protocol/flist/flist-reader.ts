@@ -38,8 +38,15 @@ function invalidFlags(flags: number): ProtocolError {
   return new ProtocolError(`Invalid flist flag: 0x${flags.toString(16)}`);
 }
 
+/** Told the size of what a list is about to hold, so the owner can bound it (it may throw). */
+export interface FlistCharges {
+  entry(nameLength: number): void;
+  idName(nameLength: number): void;
+}
+
 export class FlistReader {
   private readonly prev = freshPrev();
+  charges: FlistCharges = { entry: () => undefined, idName: () => undefined };
   private readonly flagMask: number;
   /** proto < 30 -H: "dev:ino" -> group number (a session-wide counter, like the reference) */
   private readonly devInoGroups = new Map<string, number>();
@@ -67,6 +74,7 @@ export class FlistReader {
       if (expectDir !== undefined && dirnameOf(e.name) !== expectDir && !(e.name === '.' && expectDir === '')) {
         throw new ProtocolError(`ABORTING due to invalid path from sender: ${e.name}`, ExitCode.UNSUPPORTED);
       }
+      this.charges.entry(e.name.length);
       entries.push(e);
     }
   }
@@ -353,8 +361,9 @@ export class FlistReader {
 
   private async readBothIdLists(r: ProtocolReader): Promise<{ users: Map<number, string>; groups: Map<number, string> }> {
     const o = this.opts;
-    const users = o.owner && !o.numericIds ? await readIdList(r, o.protocol, o.id0Names) : new Map<number, string>();
-    const groups = o.group && !o.numericIds ? await readIdList(r, o.protocol, o.id0Names) : new Map<number, string>();
+    const charge = this.charges.idName;
+    const users = o.owner && !o.numericIds ? await readIdList(r, o.protocol, o.id0Names, charge) : new Map<number, string>();
+    const groups = o.group && !o.numericIds ? await readIdList(r, o.protocol, o.id0Names, charge) : new Map<number, string>();
     return { users, groups };
   }
 
