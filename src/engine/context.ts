@@ -11,6 +11,7 @@ import type { Grant } from '../policy/grant.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { FlistOptions } from '../protocol/flist/entry.js';
+import type { TransferLog } from './transfer-log.js';
 import { digestLength } from '../protocol/checksum.js';
 import { CF } from '../protocol/compat.js';
 
@@ -40,6 +41,8 @@ export interface SessionContext {
   hadTransferError: boolean;
   /** What the role did, for the exec summary record and the metrics. */
   stats?: { files?: number; deletions?: number; literalBytes?: number; matchedBytes?: number };
+  /** log.transfers: one record per file sent, received or deleted (absent: off). */
+  transferLog?: TransferLog;
 }
 
 export function incRecurse(ctx: SessionContext): boolean {

@@ -33,6 +33,7 @@ import { allowIncRecurseForReceiver, runReceiver } from './receiver/index.js';
 import { openGateway, type ChangePolicy } from '../gateway/index.js';
 import { allowIncRecurseForSender, runSender } from './sender/sender.js';
 import { hashWasmBinaries } from '../patches/hash-wasm.js';
+import { transferLogTo } from './transfer-log.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -52,6 +53,8 @@ export interface SessionRequest {
   signal?: AbortSignal;
   /** Policies applied to every change of the tree after the built-in ones (audit, tests). */
   changePolicies?: readonly ChangePolicy[];
+  /** log.transfers: one info record per file sent, received or deleted. */
+  transferLog?: boolean;
 }
 
 export interface SessionResult {
@@ -166,6 +169,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       ioError: 0,
       hadTransferError: false,
       stats: {},
+      transferLog: req.transferLog ? transferLogTo(log) : undefined,
     };
     log.info(
       { protocol, compatFlags, checksum: negotiated.xferName, compress: negotiated.compress, role, incRecurse: (compatFlags & CF.INC_RECURSE) !== 0 },

@@ -564,7 +564,7 @@ export class RrsyncServer {
       this.runSession ??= (await import('../engine/session.js')).runRsyncSession;
       return await this.runSession(
         { input: channel, output: channel, stderr: channel.stderr },
-        { argv, grant: entry.grant!, log: conn.log.child({ exec: conn.execs }), signal },
+        { argv, grant: entry.grant!, log: conn.log.child({ exec: conn.execs }), signal, transferLog: this.config.log.transfers },
       );
     } catch (err) {
       conn.log.error({ err }, 'engine failed');

@@ -8,7 +8,7 @@ import { digestLength } from '../../protocol/checksum.js';
 import { ExitCode, IOERR, ProtocolError } from '../../protocol/errors.js';
 import { readFilterList, type FilterRule } from '../../protocol/filter.js';
 import { isDir, isRegular, isSymlink } from '../../protocol/flist/entry.js';
-import { ITEM } from '../../protocol/itemize.js';
+import { ITEM, itemizeText } from '../../protocol/itemize.js';
 import { MsgTag } from '../../protocol/mux.js';
 import { NDX_DEL_STATS, NDX_DONE } from '../../protocol/ndx.js';
 import { readBlockSums, readSumHead, validateSumHead } from '../../protocol/sumhead.js';
@@ -49,6 +49,12 @@ class Sender {
     this.opts = ctx.opts;
     this.protocol = ctx.protocol;
     this.inc = incRecurse(ctx);
+  }
+
+  /** What the exec summary record reports about the pull (a sender deletes nothing). */
+  get stats(): { files: number; literalBytes: number; matchedBytes: number } {
+    const f = this.files as FileSender | undefined;
+    return { files: f?.files ?? 0, literalBytes: f?.literalBytes ?? 0, matchedBytes: f?.matchedBytes ?? 0 };
   }
 
   private get maxPhase(): number {
@@ -203,7 +209,8 @@ class Sender {
       validateSumHead(head, this.protocol, digestLength(this.ctx.xferSum.name));
       const append: AppendMode = this.opts.append > 0 && !e.sent ? (this.opts.append > 1 || this.protocol < 30 ? 2 : 1) : 0;
       const sums = append ? null : await readBlockSums(r, head);
-      await this.files.send(e, ndx, head, sums, append, echo);
+      const sent = await this.files.send(e, ndx, head, sums, append, echo);
+      if (sent && this.ctx.transferLog) this.ctx.transferLog({ op: 'send', path: physOf(e), length: e.size, ...sent, itemize: itemizeText(iflags, 'f', '<') });
       e.sent = true;
       await w.writable();
     }
@@ -295,6 +302,11 @@ class Sender {
 }
 
 export async function runSender(ctx: SessionContext): Promise<number> {
-  return new Sender(ctx).run();
+  const sender = new Sender(ctx);
+  try {
+    return await sender.run();
+  } finally {
+    ctx.stats = sender.stats;
+  }
 }
 
