@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { printable } from '../printable.js';
 
-export interface TransferRecord {
+interface TransferRecord {
   op: 'send' | 'recv' | 'del';
   /** Root-relative name (a byte string). */
   path: string;

@@ -13,7 +13,7 @@ import { run, RSYNC, type RunOptions, type RunResult } from './server.js';
 
 type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
-export interface TreeEntry {
+interface TreeEntry {
   /** Relative to the snapshot root; the root itself is '.'. */
   path: string;
   type: EntryType;
@@ -56,7 +56,9 @@ function typeOf(st: import('node:fs').BigIntStats): EntryType {
 export function snapshotTreeSync(dir: string): TreeSnapshot {
   const entries = new Map<string, TreeEntry>();
   const walk = (rel: string, abs: Buffer): void => {
-    const st = lstatSync(abs, { bigint: true });
+    // A name that goes away during the walk (a session or a race still running) is left out.
+    const st = lstatSync(abs, { bigint: true, throwIfNoEntry: rel === '.' });
+    if (!st) return;
     const type = typeOf(st);
     const entry: TreeEntry = {
       path: rel,

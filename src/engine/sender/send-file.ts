@@ -22,7 +22,7 @@ import type { SenderWalker } from './walk.js';
 export type AppendMode = 0 | 1 | 2;
 
 /** What one file's token stream carried: data sent as is, and data the client's basis had. */
-export interface SentData {
+interface SentData {
   literal: number;
   matched: number;
 }
