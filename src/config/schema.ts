@@ -93,7 +93,7 @@ export interface ConfigShape {
     keepaliveCountMax: number;
     serverMemoryBytes: number;
   };
-  log: { level: string; destination: string };
+  log: { level: string; destination: string; transfers: boolean };
   metrics: { listen: string };
   usage: { reconcileSeconds: number };
   admins: { keys: string[]; keysFile: string; shell: string[]; idleTimeoutMs: number };
@@ -443,6 +443,12 @@ export function buildSchema(defaultStateDir: string): convict.Schema<ConfigShape
         env: 'RRSYNCD_LOG_LEVEL',
       },
       destination: { doc: 'stdout, stderr or a file path.', format: String, default: 'stdout', env: 'RRSYNCD_LOG_DESTINATION' },
+      transfers: {
+        doc: "One info record per file sent, received or deleted (event transfer.file), as rsyncd's transfer logging.",
+        format: Boolean,
+        default: false,
+        env: 'RRSYNCD_LOG_TRANSFERS',
+      },
     },
     metrics: {
       listen: {

@@ -13,6 +13,7 @@ import type { SessionResources } from './resources.js';
 import type { MemoryBudget } from './budget.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { FlistOptions } from '../protocol/flist/entry.js';
+import type { TransferLog } from './transfer-log.js';
 import { digestLength } from '../protocol/checksum.js';
 import { CF } from '../protocol/compat.js';
 
@@ -47,6 +48,8 @@ export interface SessionContext {
   hiddenPath?: string;
   /** What the role did, for the exec summary record and the metrics. */
   stats?: { files?: number; deletions?: number; literalBytes?: number; matchedBytes?: number };
+  /** log.transfers: one record per file sent, received or deleted (absent: off). */
+  transferLog?: TransferLog;
 }
 
 export function incRecurse(ctx: SessionContext): boolean {

@@ -39,6 +39,7 @@ import { usageLedgers } from '../usage/registry.js';
 import type { UsageLedger } from '../usage/ledger.js';
 import { anyLeft, SessionResources } from './resources.js';
 import { DEFAULT_SESSION_MEMORY, MemoryBudget } from './budget.js';
+import { transferLogTo } from './transfer-log.js';
 
 export interface SessionIO {
   /** Bytes from the client (the channel's readable side). */
@@ -63,6 +64,8 @@ export interface SessionRequest {
   keyFingerprint?: string;
   /** The operator's revision hooks (verify may veto a publish). */
   revisionHooks?: RevisionHooks;
+  /** log.transfers: one info record per file sent, received or deleted. */
+  transferLog?: boolean;
 }
 
 export interface SessionResult {
@@ -192,6 +195,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       hadTransferError: false,
       stats: {},
       hiddenPath: revisions?.hiddenPath,
+      transferLog: req.transferLog ? transferLogTo(log) : undefined,
     };
     log.info(
       { protocol, compatFlags, checksum: negotiated.xferName, compress: negotiated.compress, role, incRecurse: (compatFlags & CF.INC_RECURSE) !== 0 },

@@ -26,17 +26,21 @@ interface WriteHandle {
 export class Gateway {
   private readonly handles = new Map<number, WriteHandle>();
   private readonly policies: ChangePolicy[];
+  /** Some policy checks changes before they are made (else a write needs no Change record). */
+  private checksBefore: boolean;
 
   constructor(
     private readonly sandbox: Sandbox,
     policies: readonly ChangePolicy[] = [],
   ) {
     this.policies = [...policies];
+    this.checksBefore = this.policies.some((p) => p.before);
   }
 
   /** Adds a policy after those given at construction (e.g. a test's recorder). */
   use(policy: ChangePolicy): void {
     this.policies.push(policy);
+    this.checksBefore ||= policy.before !== undefined;
   }
 
   // ---- namespace ----------------------------------------------------------------------------
@@ -173,9 +177,7 @@ export class Gateway {
     const h = this.handle(fd);
     const end = position + length;
     if (end > h.size) {
-      const change: Change = { op: 'write', path: h.path ?? h.dir, purpose: 'entry', size: end };
-      if (h.dest !== undefined) change.dest = h.dest;
-      for (const p of this.policies) p.before?.(change);
+      if (this.checksBefore) this.checkWrite(h, end);
       h.size = end;
     }
     this.sandbox.write(fd, buf, offset, length, position);
@@ -228,6 +230,13 @@ export class Gateway {
   }
 
   // ---- internals ------------------------------------------------------------------------------
+
+  /** The policies' before hooks see a file grow to `end` ('write' changes are never recorded after). */
+  private checkWrite(h: WriteHandle, end: number): void {
+    const change: Change = { op: 'write', path: h.path ?? h.dir, purpose: 'entry', size: end };
+    if (h.dest !== undefined) change.dest = h.dest;
+    for (const p of this.policies) p.before?.(change);
+  }
 
   private handle(fd: number): WriteHandle {
     const h = this.handles.get(fd);

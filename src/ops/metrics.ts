@@ -19,6 +19,9 @@ export interface ExecSummary {
   bytesOut: number;
   files?: number;
   deletions?: number;
+  /** File data that crossed the wire, and data the other side's basis supplied. */
+  literalBytes?: number;
+  matchedBytes?: number;
   durationMs: number;
   refused?: string;
   kicked?: boolean;
@@ -46,6 +49,8 @@ export class Metrics {
   private readonly bytesOut: Counter<'tenant'>;
   private readonly files: Counter<'tenant' | 'role'>;
   private readonly deletions: Counter<'tenant'>;
+  private readonly literal: Counter<'tenant' | 'role'>;
+  private readonly matched: Counter<'tenant' | 'role'>;
   private readonly refusals: Counter<'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly duration: Histogram<'role'>;
@@ -58,6 +63,8 @@ export class Metrics {
     this.bytesOut = new Counter({ name: 'rrsyncd_sent_bytes_total', help: 'Bytes sent to clients by sessions.', labelNames: ['tenant'], registers });
     this.files = new Counter({ name: 'rrsyncd_files_transferred_total', help: 'Files transferred.', labelNames: ['tenant', 'role'], registers });
     this.deletions = new Counter({ name: 'rrsyncd_deletions_total', help: 'Entries deleted by --delete.', labelNames: ['tenant'], registers });
+    this.literal = new Counter({ name: 'rrsyncd_literal_bytes_total', help: 'File data sent as is (role sender) or received as is (role receiver).', labelNames: ['tenant', 'role'], registers });
+    this.matched = new Counter({ name: 'rrsyncd_matched_bytes_total', help: 'File data the delta algorithm took from the basis instead.', labelNames: ['tenant', 'role'], registers });
     this.refusals = new Counter({ name: 'rrsyncd_refusals_total', help: 'Exec requests refused, by reason.', labelNames: ['reason'], registers });
     this.authFailures = new Counter({ name: 'rrsyncd_auth_failures_total', help: 'Failed public-key authentications, by reason.', labelNames: ['reason'], registers });
     this.duration = new Histogram({
@@ -99,6 +106,8 @@ export class Metrics {
     this.bytesOut.inc({ tenant }, s.bytesOut);
     if (s.files) this.files.inc({ tenant, role: s.role }, s.files);
     if (s.deletions) this.deletions.inc({ tenant }, s.deletions);
+    if (s.literalBytes) this.literal.inc({ tenant, role: s.role }, s.literalBytes);
+    if (s.matchedBytes) this.matched.inc({ tenant, role: s.role }, s.matchedBytes);
     if (s.role !== 'none') this.duration.observe({ role: s.role }, s.durationMs / 1000);
   }
 

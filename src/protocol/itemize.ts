@@ -37,3 +37,29 @@ export const FNAMECMP = {
   BACKUP: 0x82,
   FUZZY: 0x83,
 } as const;
+
+/**
+ * rsync's `%i` (YXcstpoguax, log.c): `transferChar` is what a transfer shows ('<' sent, '>'
+ * received), `typeChar` the entry's type (f d L D S).
+ */
+export function itemizeText(iflags: number, typeChar: string, transferChar: '<' | '>'): string {
+  const y =
+    iflags & ITEM.LOCAL_CHANGE ? (iflags & ITEM.XNAME_FOLLOWS ? 'h' : 'c') : iflags & ITEM.TRANSFER ? transferChar : '.';
+  if (iflags & ITEM.IS_NEW) return `${y}${typeChar}+++++++++`;
+  let rest = '';
+  for (const [bit, c] of REPORT_LETTERS) rest += iflags & bit ? c : '.';
+  if (y !== transferChar && rest === '.........') rest = '         ';
+  return `${y}${typeChar}${rest}`;
+}
+
+const REPORT_LETTERS: ReadonlyArray<readonly [number, string]> = [
+  [ITEM.REPORT_CHANGE, 'c'],
+  [ITEM.REPORT_SIZE, 's'],
+  [ITEM.REPORT_TIME, 't'],
+  [ITEM.REPORT_PERMS, 'p'],
+  [ITEM.REPORT_OWNER, 'o'],
+  [ITEM.REPORT_GROUP, 'g'],
+  [ITEM.REPORT_ATIME, 'u'],
+  [ITEM.REPORT_ACL, 'a'],
+  [ITEM.REPORT_XATTR, 'x'],
+];

@@ -5,7 +5,7 @@
  */
 import { MsgTag } from '../protocol/mux.js';
 import { isDevice, isDir, isSpecial, isSymlink, type FileEntry } from '../protocol/flist/entry.js';
-import { ITEM, isSignificant } from '../protocol/itemize.js';
+import { ITEM, isSignificant, itemizeText } from '../protocol/itemize.js';
 import type { RelayOptions } from './args.js';
 
 export interface Terminal {
@@ -53,27 +53,6 @@ function typeChar(e: FileEntry): string {
   return 'f';
 }
 
-/** rsync's %i: YXcstpoguax as the sending client shows it. */
-function itemizeString(iflags: number, e: FileEntry): string {
-  const y = iflags & ITEM.TRANSFER ? '<' : iflags & ITEM.LOCAL_CHANGE ? (iflags & ITEM.XNAME_FOLLOWS ? 'h' : 'c') : '.';
-  const x = typeChar(e);
-  if (iflags & ITEM.IS_NEW) return `${y}${x}+++++++++`;
-  const bits: Array<[number, string]> = [
-    [ITEM.REPORT_CHANGE, 'c'],
-    [ITEM.REPORT_SIZE, 's'],
-    [ITEM.REPORT_TIME, 't'],
-    [ITEM.REPORT_PERMS, 'p'],
-    [ITEM.REPORT_OWNER, 'o'],
-    [ITEM.REPORT_GROUP, 'g'],
-    [ITEM.REPORT_ATIME, 'u'],
-    [ITEM.REPORT_ACL, 'a'],
-    [ITEM.REPORT_XATTR, 'x'],
-  ];
-  let rest = bits.map(([bit, c]) => (iflags & bit ? c : '.')).join('');
-  if (y !== '<' && rest === '.........') rest = '         ';
-  return `${y}${x}${rest}`;
-}
-
 function displayName(e: FileEntry): string {
   let name = e.name;
   if (isDir(e) && name !== '.') name += '/';
@@ -87,7 +66,7 @@ export function logItem(term: Terminal, o: RelayOptions, iflags: number, e: File
   if (!o.verbose && !o.itemize) return;
   const transfer = (iflags & ITEM.TRANSFER) !== 0;
   if (!transfer && !isSignificant(iflags) && o.itemize < 2) return;
-  if (o.itemize) term.out(`${itemizeString(iflags, e)} ${displayName(e)}\n`);
+  if (o.itemize) term.out(`${itemizeText(iflags, typeChar(e), '<')} ${displayName(e)}\n`);
   else term.out(`${displayName(e)}\n`);
 }
 

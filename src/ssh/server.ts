@@ -570,7 +570,16 @@ export class RrsyncServer {
       this.runSession ??= (await import('../engine/session.js')).runRsyncSession;
       return await this.runSession(
         { input: channel, output: channel, stderr: channel.stderr },
-        { argv, grant: entry.grant!, log: conn.log.child({ exec: conn.execs }), signal, tenant: entry.tenant, keyFingerprint: entry.fingerprint, revisionHooks: this.hooks.revisionHooks },
+        {
+          argv,
+          grant: entry.grant!,
+          log: conn.log.child({ exec: conn.execs }),
+          signal,
+          tenant: entry.tenant,
+          keyFingerprint: entry.fingerprint,
+          revisionHooks: this.hooks.revisionHooks,
+          transferLog: this.config.log.transfers,
+        },
       );
     } catch (err) {
       conn.log.error({ err }, 'engine failed');

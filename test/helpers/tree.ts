@@ -1,13 +1,14 @@
 /**
- * Tree snapshots for interop tests: compare what our server produced with what a plain local
- * rsync produced from the same source.
+ * The one tree snapshot of the tests: compare what our server produced with what a plain local
+ * rsync produced from the same source (compareTrees), or a tree with itself earlier (treeChanges:
+ * outside the root untouched, what a push changed).
  *
  *   const ref = await localRsync(['-a', 'src/', refDir + '/']);
  *   const diffs = compareTrees(await snapshotTree(refDir), await snapshotTree(ourDir), { ignoreDirMtimes: true });
  *   t.same(diffs, []);
  */
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { run, RSYNC, type RunOptions, type RunResult } from './server.js';
 
 type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
@@ -48,11 +49,16 @@ function typeOf(st: import('node:fs').BigIntStats): EntryType {
   return 'blockdev';
 }
 
-/** Walks `dir` without following symlinks. Names are kept as bytes decoded latin1. */
-export async function snapshotTree(dir: string): Promise<TreeSnapshot> {
+/**
+ * Walks `dir` without following symlinks (synchronously: hostile and sandbox tests snapshot
+ * between steps of a session they drive). Names are kept as bytes decoded latin1.
+ */
+export function snapshotTreeSync(dir: string): TreeSnapshot {
   const entries = new Map<string, TreeEntry>();
-  const walk = async (rel: string, abs: Buffer): Promise<void> => {
-    const st = await lstat(abs, { bigint: true });
+  const walk = (rel: string, abs: Buffer): void => {
+    // A name that goes away during the walk (a session or a race still running) is left out.
+    const st = lstatSync(abs, { bigint: true, throwIfNoEntry: rel === '.' });
+    if (!st) return;
     const type = typeOf(st);
     const entry: TreeEntry = {
       path: rel,
@@ -66,18 +72,18 @@ export async function snapshotTree(dir: string): Promise<TreeSnapshot> {
       ino: st.ino,
       rdev: Number(st.rdev),
     };
-    if (type === 'file') entry.hash = createHash('sha256').update(await readFile(abs)).digest('hex');
-    if (type === 'symlink') entry.target = (await readlink(abs, { encoding: 'buffer' })).toString('latin1');
+    if (type === 'file') entry.hash = createHash('sha256').update(readFileSync(abs)).digest('hex');
+    if (type === 'symlink') entry.target = readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
     entries.set(rel, entry);
     if (type === 'dir') {
-      const names = await readdir(abs, { encoding: 'buffer' });
+      const names = readdirSync(abs, { encoding: 'buffer' });
       for (const name of names.sort(Buffer.compare)) {
         const childRel = rel === '.' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
-        await walk(childRel, Buffer.concat([abs, Buffer.from('/'), name]));
+        walk(childRel, Buffer.concat([abs, Buffer.from('/'), name]));
       }
     }
   };
-  await walk('.', Buffer.from(dir));
+  walk('.', Buffer.from(dir));
   const byIno = new Map<bigint, string[]>();
   for (const e of entries.values()) {
     if (e.type === 'dir' || e.nlink < 2) continue;
@@ -87,6 +93,40 @@ export async function snapshotTree(dir: string): Promise<TreeSnapshot> {
   }
   const hardLinkGroups = [...byIno.values()].filter((g) => g.length > 1).map((g) => g.sort()).sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
   return { root: dir, entries, hardLinkGroups };
+}
+
+/** snapshotTreeSync for async callers (the interop tests). */
+export async function snapshotTree(dir: string): Promise<TreeSnapshot> {
+  return snapshotTreeSync(dir);
+}
+
+/** Paths (snapshot-relative) that differ between two snapshots of one tree. */
+export interface TreeChanges {
+  added: string[];
+  removed: string[];
+  /** Type, permissions, size, mtime, owner, link count, inode, device number, content or target differ. */
+  changed: string[];
+}
+
+/** What happened to a tree between two snapshots of it (nothing: three empty lists). */
+export function treeChanges(before: TreeSnapshot, after: TreeSnapshot): TreeChanges {
+  const same = (x: TreeEntry, y: TreeEntry): boolean =>
+    (Object.keys(x) as Array<keyof TreeEntry>).every((k) => x[k] === y[k]) && Object.keys(x).length === Object.keys(y).length;
+  const added = [...after.entries.keys()].filter((k) => !before.entries.has(k));
+  const removed = [...before.entries.keys()].filter((k) => !after.entries.has(k));
+  const changed = [...after.entries].filter(([k, y]) => before.entries.has(k) && !same(before.entries.get(k)!, y)).map(([k]) => k);
+  return { added, removed, changed };
+}
+
+/** treeChanges as readable lines ([] = identical). */
+export function treeChangeLines(before: TreeSnapshot, after: TreeSnapshot): string[] {
+  const c = treeChanges(before, after);
+  const show = (e: TreeEntry | undefined): string => JSON.stringify(e, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+  return [
+    ...c.removed.map((k) => `removed ${k}`),
+    ...c.changed.map((k) => `changed ${k}: ${show(before.entries.get(k))} -> ${show(after.entries.get(k))}`),
+    ...c.added.map((k) => `added ${k}`),
+  ];
 }
 
 export interface CompareOptions {

@@ -9,13 +9,13 @@
  * memory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { snapshotTreeSync, treeChangeLines } from '../helpers/tree.js';
 import { runRsyncSession, type SessionResult } from '../../src/engine/session.js';
 import { checksumSpecs, type Negotiated } from '../../src/engine/handshake.js';
 import { defaultGrant, type Grant } from '../../src/policy/grant.js';
@@ -786,70 +786,10 @@ export function linkEntry(name: string, target: string, extra: Partial<FileEntry
 
 // ---- file-system snapshots ------------------------------------------------------------------------
 
-export interface SnapEntry {
-  type: string;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtimeNs: string;
-  ino: string;
-  hash?: string;
-  target?: string;
-}
-
-/** Every path under dir (no symlink following) with type, mode, size, mtime, inode and content hash. */
-export function snapshot(dir: string): Map<string, SnapEntry> {
-  const out = new Map<string, SnapEntry>();
-  const walk = (rel: string): void => {
-    const abs = rel ? join(dir, rel) : dir;
-    let st;
-    try {
-      st = lstatSync(abs, { bigint: true });
-    } catch {
-      return;
-    }
-    const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
-    const e: SnapEntry = {
-      type,
-      mode: Number(st.mode & 0o7777n),
-      nlink: type === 'dir' ? 0 : Number(st.nlink),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: Number(st.size),
-      mtimeNs: String(st.mtimeNs),
-      ino: String(st.ino),
-    };
-    if (type === 'file') e.hash = createHash('sha256').update(readFileSync(abs)).digest('hex');
-    if (type === 'symlink') e.target = readlinkSync(abs);
-    if (type === 'dir') {
-      // a directory's own size/mtime change when entries come and go: the entries say it all,
-      // but keep mtime so "nothing changed" also covers create+delete races.
-      for (const n of readdirSync(abs).sort()) walk(rel ? `${rel}/${n}` : n);
-    }
-    out.set(rel || '.', e);
-  };
-  walk('');
-  return out;
-}
-
-/** Differences between two snapshots as readable lines ([] = identical). */
-function diffSnapshots(a: Map<string, SnapEntry>, b: Map<string, SnapEntry>): string[] {
-  const diffs: string[] = [];
-  for (const [k, v] of a) {
-    const w = b.get(k);
-    if (!w) diffs.push(`removed ${k}`);
-    else if (JSON.stringify(v) !== JSON.stringify(w)) diffs.push(`changed ${k}: ${JSON.stringify(v)} -> ${JSON.stringify(w)}`);
-  }
-  for (const k of b.keys()) if (!a.has(k)) diffs.push(`added ${k}`);
-  return diffs;
-}
-
 /** rsync temp files (`.name.XXXXXX`) or atomic-create leftovers anywhere under dir. */
 export function leftoverTemps(dir: string): string[] {
   const out: string[] = [];
-  for (const [k, v] of snapshot(dir)) {
+  for (const [k, v] of snapshotTreeSync(dir).entries) {
     const baseName = k.split('/').pop() ?? '';
     if (v.type !== 'dir' && /^\..+\.[A-Za-z0-9]{6,}$/.test(baseName)) out.push(k);
   }
@@ -864,7 +804,6 @@ export interface Arena {
   top: string;
   root: string;
   outside: string;
-  before: Map<string, SnapEntry>;
   /** Differences in `outside` since creation. */
   outsideChanges(): string[];
   cleanup(): void;
@@ -880,13 +819,12 @@ export function arena(prefix = 'hostile-'): Arena {
   writeFileSync(join(outside, 'x'), 'outside x\n');
   writeFileSync(join(outside, 'sub', 'f'), 'outside sub f\n');
   writeFileSync(join(outside, 'passwd'), 'root:x:0:0:outside passwd\n');
-  const before = snapshot(outside);
+  const before = snapshotTreeSync(outside);
   return {
     top,
     root,
     outside,
-    before,
-    outsideChanges: () => diffSnapshots(before, snapshot(outside)),
+    outsideChanges: () => treeChangeLines(before, snapshotTreeSync(outside)),
     cleanup: () => rmSync(top, { recursive: true, force: true }),
   };
 }

@@ -10,7 +10,8 @@ import { mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 
 import { join } from 'node:path';
 import { dirEntry, EXIT, fileEntry, HostileClient, ITEM, MsgTag, type TransferRequest } from './client.js';
 import { PUSH, PUSH_INC, runCase } from './harness.js';
-import { arena, leftoverTemps, snapshot } from './client.js';
+import { arena, leftoverTemps } from './client.js';
+import { snapshotTreeSync } from '../helpers/tree.js';
 
 const OLD = Buffer.alloc(2100, 'o');
 
@@ -506,7 +507,7 @@ t.test('quotas against a client that lies about sizes', async (t) => {
   const usage = (root: string): { bytes: number; files: number } => {
     let bytes = 0;
     let files = 0;
-    for (const [, e] of snapshot(root)) {
+    for (const [, e] of snapshotTreeSync(root).entries) {
       if (e.type === 'dir') continue;
       files++;
       bytes += e.size;

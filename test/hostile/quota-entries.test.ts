@@ -4,7 +4,8 @@
  * any number of symlinks with long targets fit under any quota.
  */
 import t from 'tap';
-import { dirEntry, EXIT, linkEntry, snapshot } from './client.js';
+import { dirEntry, EXIT, linkEntry } from './client.js';
+import { snapshotTreeSync } from '../helpers/tree.js';
 import { PUSH, runCase } from './harness.js';
 
 const limits = (extra: Record<string, number>) => ({ limits: { allowDevices: false, allowChown: true, ...extra } });
@@ -12,7 +13,7 @@ const limits = (extra: Record<string, number>) => ({ limits: { allowDevices: fal
 function usage(root: string): { bytes: number; entries: number } {
   let bytes = 0;
   let entries = 0;
-  for (const [rel, e] of snapshot(root)) {
+  for (const [rel, e] of snapshotTreeSync(root).entries) {
     if (rel === '' || rel === '.') continue; // the root itself is not charged
     entries++;
     if (e.type !== 'dir') bytes += e.size;

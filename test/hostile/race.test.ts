@@ -10,7 +10,8 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { arena, RSH, sleep, snapshot } from './client.js';
+import { arena, RSH, sleep } from './client.js';
+import { snapshotTreeSync } from '../helpers/tree.js';
 
 const RACE_MS = Number(process.env.HOSTILE_RACE_MS ?? 5000);
 
@@ -18,9 +19,10 @@ const FLIPPER = `
 const fs = require('fs');
 const d = process.env.FLIP_D, saved = process.env.FLIP_SAVED, target = process.env.FLIP_TARGET;
 let flips = 0, errors = 0;
-const stop = Date.now() + Number(process.env.FLIP_MS);
+// until the test says stop (its loops may need longer than RACE_MS on a loaded machine), at most 2 min
+const stopFile = process.env.FLIP_STOP, deadline = Date.now() + 120000;
 const exists = (p) => { try { fs.lstatSync(p); return true; } catch { return false; } };
-while (Date.now() < stop) {
+while (!exists(stopFile) && Date.now() < deadline) {
   try {
     let st = null;
     try { st = fs.lstatSync(d); } catch {}
@@ -72,7 +74,7 @@ t.test('a directory flipped to an outside symlink while real pushes run', haveRs
     mkdirSync(join(a.root, 'd'));
 
     const flipper = spawn(process.execPath, ['-e', FLIPPER], {
-      env: { ...process.env, FLIP_D: join(a.root, 'd'), FLIP_SAVED: join(a.root, '.d-saved'), FLIP_TARGET: a.outside, FLIP_MS: String(RACE_MS), FLIP_HOLD_MS: '1' },
+      env: { ...process.env, FLIP_D: join(a.root, 'd'), FLIP_SAVED: join(a.root, '.d-saved'), FLIP_TARGET: a.outside, FLIP_STOP: join(a.top, 'stop-flipping'), FLIP_HOLD_MS: '1' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let flipOut = '';
@@ -83,9 +85,10 @@ t.test('a directory flipped to an outside symlink while real pushes run', haveRs
     const env = { ...process.env, RRSYNCD_TEST_ROOT: a.root, RRSYNCD_TEST_GRANT: JSON.stringify({ noLock: true }) };
     const results: Array<{ code: number | null; stderr: string }> = [];
     const pulls: Array<{ code: number | null; stderr: string }> = [];
+    // RACE_MS of flips, and at least two pushes and two pulls while they happen
     const stop = Date.now() + RACE_MS;
     const pushLoop = (async () => {
-      for (let i = 0; Date.now() < stop; i++) {
+      for (let i = 0; Date.now() < stop || i < 2; i++) {
         const dest = i % 2 ? 'x:d/sub2/' : 'x:d/';
         results.push(await runRsync(['-a', ...(i % 2 ? [] : ['--delete']), '-e', RSH, `${src}/`, dest], env));
       }
@@ -94,11 +97,12 @@ t.test('a directory flipped to an outside symlink while real pushes run', haveRs
     const pulled = join(a.top, 'pulled');
     mkdirSync(pulled);
     const pullLoop = (async () => {
-      for (let i = 0; Date.now() < stop; i++) {
+      for (let i = 0; Date.now() < stop || i < 2; i++) {
         pulls.push(await runRsync(['-a', '-e', RSH, 'x:d/', `${pulled}/${i}/`], env));
       }
     })();
     await Promise.all([pushLoop, pullLoop]);
+    writeFileSync(join(a.top, 'stop-flipping'), '');
     await flipperDone;
     await sleep(50);
     const { flips, errors } = JSON.parse(flipOut || '{"flips":0,"errors":0}') as { flips: number; errors: number };
@@ -108,7 +112,7 @@ t.test('a directory flipped to an outside symlink while real pushes run', haveRs
     t.same(a.outsideChanges(), [], 'the outside directory is unchanged: same entries, content and mtimes');
     t.comment(`${pulls.length} concurrent pulls, exit codes ${[...new Set(pulls.map((r) => r.code))].join(',')}`);
     if (process.env.HOSTILE_VERBOSE) for (const r of [...results, ...pulls]) t.comment(`${r.code}: ${r.stderr.trim().split('\n').slice(0, 4).join(' | ')}`);
-    const leaked = [...snapshot(pulled)].filter(([, e]) => e.type === 'file').filter(([p]) => /TOP-SECRET|outside/.test(readFileSync(join(pulled, p), 'latin1')));
+    const leaked = [...snapshotTreeSync(pulled).entries].filter(([, e]) => e.type === 'file').filter(([p]) => /TOP-SECRET|outside/.test(readFileSync(join(pulled, p), 'latin1')));
     t.same(leaked.map(([p]) => p), [], 'no pull returned outside content');
     for (const r of pulls) {
       if (![0, 3, 11, 12, 23, 24].includes(r.code ?? -1) || /\n\s+at .+:\d+:\d+\)?\n/.test(r.stderr)) {

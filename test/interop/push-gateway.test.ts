@@ -2,8 +2,8 @@
 // to the gateway sees each path that a tree diff shows as added, removed or changed, for a real
 // client's push with --delete --backup -H --partial-dir, at protocols 29 to 32.
 import t from 'tap';
-import { lstatSync, readdirSync, readFileSync, existsSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import { snapshotTreeSync, treeChanges, type TreeChanges, type TreeSnapshot } from '../helpers/tree.js';
 import { join } from 'node:path';
 import { newCase, file, dir, slink, hlink, noise, type Node, type Transport } from './lib/interop.js';
 import { startEngineHost } from './lib/engine-host.js';
@@ -41,40 +41,11 @@ const dst = (): Node[] => [
   file('.p/resumed.bin', DATA.subarray(0, 100_000)),
 ];
 
-interface Snap {
-  type: string;
-  ino: bigint;
-  size: number;
-  mode: number;
-  mtimeNs: bigint;
-  content: string;
-}
-
-function snapshot(top: string): Map<string, Snap> {
-  const out = new Map<string, Snap>();
-  const walk = (rel: string): void => {
-    const p = rel ? join(top, rel) : top;
-    const st = lstatSync(p, { bigint: true });
-    const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other';
-    const content = type === 'file' ? createHash('sha256').update(readFileSync(p)).digest('hex') : '';
-    out.set(rel, { type, ino: st.ino, size: Number(st.size), mode: Number(st.mode), mtimeNs: st.mtimeNs, content });
-    if (type === 'dir') for (const name of readdirSync(p)) walk(rel ? `${rel}/${name}` : name);
-  };
-  walk('');
-  return out;
-}
-
 /** Root-relative paths (under `prefix`) that were added, removed or changed in any way. */
-function diff(before: Map<string, Snap>, after: Map<string, Snap>, prefix: string): { added: string[]; removed: string[]; changed: string[] } {
-  const key = (rel: string): string => (rel ? `${prefix}/${rel}` : prefix);
-  const added = [...after.keys()].filter((k) => !before.has(k)).map(key);
-  const removed = [...before.keys()].filter((k) => !after.has(k)).map(key);
-  const changed: string[] = [];
-  for (const [k, a] of after) {
-    const b = before.get(k);
-    if (b && JSON.stringify({ ...b, ino: String(b.ino), mtimeNs: String(b.mtimeNs) }) !== JSON.stringify({ ...a, ino: String(a.ino), mtimeNs: String(a.mtimeNs) })) changed.push(key(k));
-  }
-  return { added, removed, changed };
+function diff(before: TreeSnapshot, after: TreeSnapshot, prefix: string): TreeChanges {
+  const key = (rel: string): string => (rel === '.' ? prefix : `${prefix}/${rel}`);
+  const c = treeChanges(before, after);
+  return { added: c.added.map(key), removed: c.removed.map(key), changed: c.changed.map(key) };
 }
 
 const ARGS = ['-a', '--delete', '--backup', '-H', '--partial-dir=.p'];
@@ -88,10 +59,10 @@ for (const protocol of [30, 31, 32, 29]) {
     const c = await newCase(t, tr, 'push', src());
     await c.seedDst(dst());
     const dstDir = c.remoteDst();
-    const before = snapshot(dstDir);
+    const before = snapshotTreeSync(dstDir);
     const r = await c.runRemote([...ARGS, `--protocol=${protocol}`]);
     t.equal(r.code, 0, 'the push succeeded', { stderr: r.stderr });
-    const after = snapshot(dstDir);
+    const after = snapshotTreeSync(dstDir);
     const d = diff(before, after, 'dst');
     const touched = (p: string): boolean => changes.some((ch) => ch.path === p || ch.from === p);
     const removedBy = (p: string): boolean => changes.some((ch) => (ch.op === 'delete' && ch.path === p) || (ch.op === 'rename' && ch.from === p));

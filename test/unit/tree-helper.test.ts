@@ -2,7 +2,7 @@ import t from 'tap';
 import { chmod, link, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareTrees, localRsync, snapshotTree } from '../helpers/tree.js';
+import { compareTrees, localRsync, snapshotTree, snapshotTreeSync, treeChangeLines, treeChanges } from '../helpers/tree.js';
 
 t.test('snapshotTree/compareTrees see what rsync -aH preserves and what it does not', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'rrsyncd-tree-'));
@@ -42,4 +42,27 @@ t.test('snapshotTree/compareTrees see what rsync -aH preserves and what it does 
   t.notOk(d2.some((d) => d.startsWith('"d": mtime')), 'ignoreMtimes');
   t.ok(compareTrees(a, await snapshotTree(copy)).some((d) => d.startsWith('"d": mtime')));
   t.notOk(compareTrees(a, await snapshotTree(copy), { ignoreDirMtimes: true }).some((d) => d.startsWith('"d": mtime')));
+});
+
+t.test('treeChanges: what happened to one tree between two snapshots', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'rrsyncd-tree-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  await mkdir(join(base, 'd'));
+  await writeFile(join(base, 'same'), 'x');
+  await writeFile(join(base, 'content'), 'abc');
+  await writeFile(join(base, 'gone'), 'g');
+  await writeFile(join(base, 'd', 'timed'), 't');
+  const before = snapshotTreeSync(base);
+  t.same(treeChanges(before, snapshotTreeSync(base)), { added: [], removed: [], changed: [] }, 'nothing happened');
+  await writeFile(join(base, 'content'), 'abd');
+  await utimes(join(base, 'd', 'timed'), 1000, 1000);
+  await rm(join(base, 'gone'));
+  await writeFile(join(base, 'd', 'new'), 'n');
+  const c = treeChanges(before, snapshotTreeSync(base));
+  t.same(c.added, ['d/new']);
+  t.same(c.removed, ['gone']);
+  t.same(c.changed.sort(), ['.', 'content', 'd', 'd/timed'], 'content, mtime, and the directories whose entries changed');
+  const lines = treeChangeLines(before, snapshotTreeSync(base));
+  t.same(lines.map((l) => l.replace(/:.*/, '')), ['removed gone', 'changed .', 'changed content', 'changed d', 'changed d/timed', 'added d/new']);
+  t.match(lines.find((l) => l.startsWith('changed d/timed'))!, /"mtimeNs":"\d+".* -> .*"mtimeNs":"1000000000000"/, 'a changed line shows both sides');
 });

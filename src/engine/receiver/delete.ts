@@ -190,6 +190,7 @@ export class Deleter {
     this.left--;
     this.count(st);
     this.reportDeleted(rel, st.type === 'dir');
+    if (this.s.ctx.transferLog) this.s.ctx.transferLog({ op: 'del', path: destRel, length: 0, itemize: '*deleting' });
     return true;
   }
 

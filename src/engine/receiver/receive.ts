@@ -12,13 +12,12 @@ import type { TokenDecoder } from '../../protocol/token.js';
 import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
 import { type Attrs } from '../../sandbox/attrs.js';
 import { CF } from '../../protocol/compat.js';
-import { ITEM } from '../../protocol/itemize.js';
+import { FNAMECMP, ITEM, itemizeText } from '../../protocol/itemize.js';
 import { sendTransferError, sendWarning } from '../messages.js';
 import { baseOf, dirOf } from '../relpath.js';
 import { printable } from '../../printable.js';
 import type { Attributes } from './attrs.js';
 import type { Backups } from './backup.js';
-import { FNAMECMP } from '../../protocol/itemize.js';
 import { READ_CHUNK, unlinkQuiet } from './file-io.js';
 import type { FileLists } from './flists.js';
 import type { Pending, Requests } from './generator-file.js';
@@ -53,6 +52,11 @@ interface Incoming {
   failed: string | null;
   /** Literal data arrived (a --partial file is worth keeping). */
   gotLiteral: boolean;
+  /** The request's item flags (the transfer log's %i). */
+  iflags: number;
+  /** This file's delta stream: bytes sent by the client, and copied from the basis. */
+  literal: number;
+  matched: number;
 }
 
 type Outcome = 'done' | 'delayed' | 'failed';
@@ -146,12 +150,12 @@ export class Receive {
     if (protocol >= 29 && (fnamecmpType !== p.basisType || (p.basisType >= FNAMECMP.FUZZY && xname !== p.xname))) {
       throw new ProtocolError('rsync: received basis type we did not request');
     }
-    if (!this.s.opts.dryRun) await this.receiveFile(p);
+    if (!this.s.opts.dryRun) await this.receiveFile(p, iflags);
     this.requests.complete(ndx);
   }
 
   /** receive_data() and finish_transfer() for one file. */
-  private async receiveFile(p: Pending): Promise<void> {
+  private async receiveFile(p: Pending, iflags: number): Promise<void> {
     const head = await readSumHead(this.s.ctx.reader);
     if (head.count !== p.head.count || head.blength !== p.head.blength || head.remainder !== p.head.remainder) {
       throw new ProtocolError(`sum head mismatch for ${printable(p.entry.name)}`);
@@ -172,6 +176,9 @@ export class Receive {
       out: null,
       failed: null,
       gotLiteral: false,
+      iflags,
+      literal: 0,
+      matched: 0,
     };
     let consumed = false;
     try {
@@ -307,13 +314,13 @@ export class Receive {
       if (tok.kind === 'end') break;
       this.s.checkCancelled();
       if (tok.kind === 'literal') {
-        this.literalBytes += tok.data.length;
+        t.literal += tok.data.length;
         hasher.update(tok.data);
         out?.write(tok.data);
         t.gotLiteral = true;
       } else {
         const len = tok.index === head.count - 1 && head.remainder ? head.remainder : head.blength;
-        this.matchedBytes += len;
+        t.matched += len;
         const data = block.subarray(0, len);
         if (window) {
           window.read(data, tok.index * head.blength, len);
@@ -333,6 +340,8 @@ export class Receive {
         t.failed = 'received more data than the file list announced';
       }
     }
+    this.literalBytes += t.literal;
+    this.matchedBytes += t.matched;
     const sum = await this.s.ctx.reader.readBytes(digestLength(this.s.ctx.xferSum.name));
     return this.s.ctx.xferSum.name === 'none' || hasher.digest().equals(sum);
   }
@@ -442,13 +451,10 @@ export class Receive {
   private account(t: Incoming, result: Outcome, ok: boolean): void {
     const { p } = t;
     const o = this.s.opts;
-    if (result === 'done') {
+    if (result === 'done' || result === 'delayed') {
       this.filesTransferred++;
-      if (o.removeSourceFiles) this.s.sendSuccess(p.entry.ndx);
-      return;
-    }
-    if (result === 'delayed') {
-      this.filesTransferred++;
+      if (this.s.ctx.transferLog) this.logTransfer(t);
+      if (result === 'done' && o.removeSourceFiles) this.s.sendSuccess(p.entry.ndx);
       return;
     }
     if (ok) return;
@@ -461,6 +467,11 @@ export class Receive {
     } else {
       sendTransferError(this.s.ctx, `ERROR: ${name} failed verification -- update ${kept}.`);
     }
+  }
+
+  private logTransfer(t: Incoming): void {
+    const length = t.p.entry.size;
+    this.s.ctx.transferLog!({ op: 'recv', path: t.p.dest, length, literal: t.literal, matched: t.matched, itemize: itemizeText(t.iflags, 'f', '>') });
   }
 
   /** Every fd of the file is closed and a temp file that did not make it is removed, however it ended. */

@@ -21,7 +21,17 @@ import type { SenderWalker } from './walk.js';
 /** How a request asks for --append: 0 none, 1 plain append, 2 append-verify (the prefix is hashed too). */
 export type AppendMode = 0 | 1 | 2;
 
+/** What one file's token stream carried: data sent as is, and data the client's basis had. */
+interface SentData {
+  literal: number;
+  matched: number;
+}
+
 export class FileSender {
+  /** Files whose data was sent, and their literal and matched bytes (the session's stats). */
+  files = 0;
+  literalBytes = 0;
+  matchedBytes = 0;
   private readonly opts: ServerOptions;
   private readonly buf = Buffer.allocUnsafe(READ_CHUNK);
 
@@ -33,8 +43,11 @@ export class FileSender {
     this.opts = ctx.opts;
   }
 
-  /** Sends `e` for request `ndx`; `echo` writes the request header back once the file is open. */
-  async send(e: SEntry, ndx: number, head: SumHead, sums: BlockSums | null, append: AppendMode, echo: () => void): Promise<void> {
+  /**
+   * Sends `e` for request `ndx`; `echo` writes the request header back once the file is open.
+   * Null when nothing was sent (the file could not be opened, or --append found it shorter).
+   */
+  async send(e: SEntry, ndx: number, head: SumHead, sums: BlockSums | null, append: AppendMode, echo: () => void): Promise<SentData | null> {
     const sandbox = this.ctx.sandbox;
     let fd: number;
     let size: number;
@@ -44,23 +57,27 @@ export class FileSender {
       size = opened.stat.size;
     } catch (err) {
       this.reportOpenFailure(e, ndx, err);
-      return;
+      return null;
     }
     try {
       if (append && size < e.size) {
         sendWarning(this.ctx, `skipped diminished file: "${printable(physOf(e))}"`);
         this.sendNoSend(ndx);
-        return;
+        return null;
       }
       echo();
       writeSumHead(this.ctx.writer, head);
-      await this.sendData(e, fd, size, head, sums, append);
+      const sent = await this.sendData(e, fd, size, head, sums, append);
+      this.files++;
+      this.literalBytes += sent.literal;
+      this.matchedBytes += sent.matched;
+      return sent;
     } finally {
       sandbox.close(fd);
     }
   }
 
-  private async sendData(e: SEntry, fd: number, size: number, head: SumHead, sums: BlockSums | null, append: AppendMode): Promise<void> {
+  private async sendData(e: SEntry, fd: number, size: number, head: SumHead, sums: BlockSums | null, append: AppendMode): Promise<SentData> {
     const w = this.ctx.writer;
     const hasher = createTransferHasher(this.ctx.xferSum);
     const enc = this.encoder;
@@ -70,15 +87,23 @@ export class FileSender {
       pos = appendOffset(head, size);
       if (append === 2) hashPrefix(this.ctx.sandbox, fd, pos, hasher, this.buf);
     }
-    const matcher =
-      sums && head.count > 0
-        ? new DeltaMatcher(sums, this.ctx.xferSum, { literal: (d) => enc.literal(d), match: (i, d) => enc.match(i, d) }, { inplace: this.opts.inplace || this.opts.append > 0 })
-        : null;
+    const sent: SentData = { literal: 0, matched: 0 };
+    const sink = {
+      literal: (d: Buffer): void => {
+        sent.literal += d.length;
+        enc.literal(d);
+      },
+      match: (i: number, d: Buffer): void => {
+        sent.matched += d.length;
+        enc.match(i, d);
+      },
+    };
+    const matcher = sums && head.count > 0 ? new DeltaMatcher(sums, this.ctx.xferSum, sink, { inplace: this.opts.inplace || this.opts.append > 0 }) : null;
     let lastYield = Date.now();
     for (const chunk of chunksOf(this.ctx.sandbox, fd, pos, size, this.buf)) {
       hasher.update(chunk);
       if (matcher) matcher.push(chunk);
-      else enc.literal(chunk);
+      else sink.literal(chunk);
       pos += chunk.length;
       await w.writable();
       if (Date.now() - lastYield > 50) {
@@ -93,6 +118,7 @@ export class FileSender {
       this.walker.ioError |= IOERR.GENERAL;
       sendTransferError(this.ctx, `rsync: [sender] read errors mapping "${printable(e.name)}": file changed size during transfer`);
     }
+    return sent;
   }
 
   private levelFor(e: SEntry): number | undefined {

@@ -8,7 +8,7 @@ import { digestLength } from '../../protocol/checksum.js';
 import { ExitCode, IOERR, ProtocolError } from '../../protocol/errors.js';
 import { readFilterList, type FilterRule } from '../../protocol/filter.js';
 import { isDir, isRegular, isSymlink } from '../../protocol/flist/entry.js';
-import { ITEM } from '../../protocol/itemize.js';
+import { ITEM, itemizeText } from '../../protocol/itemize.js';
 import { MsgTag } from '../../protocol/mux.js';
 import { NDX_DEL_STATS, NDX_DONE } from '../../protocol/ndx.js';
 import { readBlockSums, readSumHead, validateSumHead } from '../../protocol/sumhead.js';
@@ -50,6 +50,12 @@ class Sender {
     this.opts = ctx.opts;
     this.protocol = ctx.protocol;
     this.inc = incRecurse(ctx);
+  }
+
+  /** What the exec summary record reports about the pull (a sender deletes nothing). */
+  get stats(): { files: number; literalBytes: number; matchedBytes: number } {
+    const f = this.files as FileSender | undefined;
+    return { files: f?.files ?? 0, literalBytes: f?.literalBytes ?? 0, matchedBytes: f?.matchedBytes ?? 0 };
   }
 
   private get maxPhase(): number {
@@ -207,7 +213,8 @@ class Sender {
       this.ctx.budget.charge(sumsBytes, `the block sums of ${printable(e.name)} (${head.count} blocks)`);
       try {
         const sums = append ? null : await readBlockSums(r, head);
-        await this.files.send(e, ndx, head, sums, append, echo);
+        const sent = await this.files.send(e, ndx, head, sums, append, echo);
+        if (sent && this.ctx.transferLog) this.ctx.transferLog({ op: 'send', path: physOf(e), length: e.size, ...sent, itemize: itemizeText(iflags, 'f', '<') });
       } finally {
         this.ctx.budget.release(sumsBytes);
       }
@@ -302,6 +309,11 @@ class Sender {
 }
 
 export async function runSender(ctx: SessionContext): Promise<number> {
-  return new Sender(ctx).run();
+  const sender = new Sender(ctx);
+  try {
+    return await sender.run();
+  } finally {
+    ctx.stats = sender.stats;
+  }
 }
 
