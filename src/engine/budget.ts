@@ -5,6 +5,7 @@
  * session with rsync's out-of-memory exit code (22, RERR_MALLOC) instead of growing the process
  * every tenant shares. Per tenant `limits.memoryBytes` (default 256 MiB).
  */
+import { MAX_SEARCH_BLOCK } from './delta.js';
 import { ExitCode, RsyncError } from '../protocol/errors.js';
 import type { SumHead } from '../protocol/sumhead.js';
 import type { FlistCharges } from '../protocol/flist/flist-reader.js';
@@ -29,10 +30,11 @@ function idNameBytes(nameLength: number): number {
 
 /**
  * A pull's block sums as the sender holds them: sum1 (4 bytes), sum2 (s2length), the matcher's
- * chain link and hash head (4 + up to 8), plus the block buffers.
+ * chain link and hash head (4 + up to 8), plus the matcher's window (blocks longer than
+ * MAX_SEARCH_BLOCK are never searched, so never held).
  */
 export function blockSumsBytes(head: SumHead): number {
-  return head.count * (16 + head.s2length) + 2 * head.blength;
+  return head.count * (16 + head.s2length) + 2 * Math.min(head.blength, MAX_SEARCH_BLOCK);
 }
 
 /** What a list of entries holds (released when an incremental-recursion list is freed). */

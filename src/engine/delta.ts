@@ -139,7 +139,7 @@ const WORK_ALLOWANCE = 1 << 22;
  * 128 KiB at protocol >= 30 and ~sqrt(file size) below that (16 MiB = a 256 TiB basis); a hostile
  * receiver must not make us hold a 512 MiB window.
  */
-const MAX_SEARCH_BLOCK = 16 * 1024 * 1024;
+export const MAX_SEARCH_BLOCK = 16 * 1024 * 1024;
 /** Fresh data appended to the window per step. */
 const WINDOW_STEP = 256 * 1024;
 const GOLDEN = 0x9e3779b1 | 0;
