@@ -37,7 +37,8 @@ async function both(name: string, setup: Setup, args: Args, root = '/'): Promise
     if (touched.code !== 0) throw new Error(touched.stderr);
   }
   const remoteDst = root === '/' ? `x:${a}/dst` : 'x:dst';
-  const env = { RRSYNCD_TEST_ROOT: root === '/' ? '/' : a, NODE_OPTIONS: '' };
+  // -no-lock, as the suite's grant: a root of `/` is shared with every other test on the machine
+  const env = { RRSYNCD_TEST_ROOT: root === '/' ? '/' : a, RRSYNCD_TEST_GRANT: JSON.stringify({ noLock: true }), NODE_OPTIONS: '' };
   const remote = await run('rsync', ['-e', RSH, ...args(a, remoteDst)], { cwd: a, env });
   const local = await localRsync(args(b, `${b}/dst`), { cwd: b });
   return { a, b, remote, local };
@@ -122,16 +123,26 @@ t.test('-K does not go through a link of another user that leaves the destinatio
   t.same(await readdir(join(a, 'outside')), [], 'nothing written through it');
 });
 
+/** `s/a`, `s/b`, and `dst` a symlink to `real`. */
+const destLinkSetup: Setup = async (side) => {
+  await mkdir(join(side, 's'));
+  await writeFile(join(side, 's/a'), 'a\n');
+  await writeFile(join(side, 's/b'), 'b\n');
+  await mkdir(join(side, 'real'));
+  await symlink('real', join(side, 'dst'));
+};
+
+/** `s/path/file`, and `dst/path` a symlink to `real` (beside it). */
+const pathLinkSetup: Setup = async (side) => {
+  await mkdir(join(side, 's/path'), { recursive: true });
+  await writeFile(join(side, 's/path/file'), 'NEW\n');
+  await mkdir(join(side, 'dst/real'), { recursive: true });
+  await symlink('real', join(side, 'dst/path'));
+};
+
 t.test('root /: a destination that is a symlink to a directory (dest-symlinked-dir)', async (t) => {
-  const setup: Setup = async (side) => {
-    await mkdir(join(side, 's'));
-    await writeFile(join(side, 's/a'), 'a\n');
-    await writeFile(join(side, 's/b'), 'b\n');
-    await mkdir(join(side, 'real'));
-    await symlink('real', join(side, 'dst'));
-  };
   for (const slash of ['/', '']) {
-    const { a, b, remote, local } = await both(`dest${slash ? '-slash' : ''}`, setup, (_, dst) => ['-a', 's/', `${dst}${slash}`]);
+    const { a, b, remote, local } = await both(`dest${slash ? '-slash' : ''}`, destLinkSetup, (_, dst) => ['-a', 's/', `${dst}${slash}`]);
     t.equal(remote.code, local.code, remote.stderr);
     await sameTrees(t, a, b, `"dst${slash}": `);
     t.same(await readdir(join(a, 'real')), ['a', 'b']);
@@ -191,17 +202,11 @@ t.test('root /: the operator\'s own symlinked helper dirs (chmod-temp-dir, opera
 });
 
 t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no-implied-dirs-symlink)', async (t) => {
-  const setup: Setup = async (side) => {
-    await mkdir(join(side, 's/path'), { recursive: true });
-    await writeFile(join(side, 's/path/file'), 'NEW\n');
-    await mkdir(join(side, 'dst/real'), { recursive: true });
-    await symlink('real', join(side, 'dst/path'));
-  };
   for (const proto of [30, 32]) {
     for (const implied of [false, true]) {
       const opts = implied ? [] : ['--no-implied-dirs'];
       const name = `noimplied-${proto}${implied ? '-implied' : ''}`;
-      const { a, b, remote, local } = await both(name, setup, (side, dst) => ['-aR', ...opts, `--protocol=${proto}`, `${side}/s/./path/file`, `${dst}/`]);
+      const { a, b, remote, local } = await both(name, pathLinkSetup, (side, dst) => ['-aR', ...opts, `--protocol=${proto}`, `${side}/s/./path/file`, `${dst}/`]);
       t.equal(remote.code, local.code, `${name}: exit code (${remote.stderr})`);
       await sameTrees(t, a, b, `${name}: `);
     }
@@ -209,14 +214,7 @@ t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no
 });
 
 t.test('below a real root the same symlinks are still refused', async (t) => {
-  const destSetup: Setup = async (side) => {
-    await mkdir(join(side, 's'));
-    await writeFile(join(side, 's/a'), 'a\n');
-    await writeFile(join(side, 's/b'), 'b\n');
-    await mkdir(join(side, 'real'));
-    await symlink('real', join(side, 'dst'));
-  };
-  const dest = await both('jail-dest', destSetup, (_, dst) => ['-a', 's/', `${dst}/`], 'jail');
+  const dest = await both('jail-dest', destLinkSetup, (_, dst) => ['-a', 's/', `${dst}/`], 'jail');
   t.equal(dest.remote.code, 3, dest.remote.stderr);
   t.match(dest.remote.stderr, /destination must be a directory/);
   t.same(await readdir(join(dest.a, 'real')), [], 'nothing written through the destination link');
@@ -225,12 +223,7 @@ t.test('below a real root the same symlinks are still refused', async (t) => {
   t.equal(temp.remote.code, 1, temp.remote.stderr);
   t.match(temp.remote.stderr, /the --temp-dir path is not a directory/);
 
-  const implied = await both('jail-noimplied', async (side) => {
-    await mkdir(join(side, 's/path'), { recursive: true });
-    await writeFile(join(side, 's/path/file'), 'NEW\n');
-    await mkdir(join(side, 'dst/real'), { recursive: true });
-    await symlink('real', join(side, 'dst/path'));
-  }, (side, dst) => ['-aR', '--no-implied-dirs', `${side}/s/./path/file`, `${dst}/`], 'jail');
+  const implied = await both('jail-noimplied', pathLinkSetup, (side, dst) => ['-aR', '--no-implied-dirs', `${side}/s/./path/file`, `${dst}/`], 'jail');
   t.equal(implied.remote.code, 23, implied.remote.stderr);
   t.match(implied.remote.stderr, /is a symlink/);
   t.same(await readdir(join(implied.a, 'dst/real')), [], 'nothing written through the path element');

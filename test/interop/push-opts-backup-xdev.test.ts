@@ -81,7 +81,7 @@ t.test('a fifo replaced by a file is backed up as a fifo to a --backup-dir on an
   const localBak = await mkdtemp(join(shm, 'rrsyncd-bak-local-'));
   t.teardown(() => Promise.all([rm(bak, { recursive: true, force: true }), rm(localBak, { recursive: true, force: true })]));
   await c.seedDst([{ path: 'fifo', type: 'fifo', mtime: OLD }]);
-  const env = { ...tr.env, NODE_OPTIONS: '', RRSYNCD_TEST_ROOT: '/' };
+  const env = { ...tr.env, NODE_OPTIONS: '', RRSYNCD_TEST_ROOT: '/', RRSYNCD_TEST_GRANT: JSON.stringify({ noLock: true }) };
   const remote = await run(RSYNC, ['-a', '-b', `--backup-dir=${bak}`, '-e', tr.rsh, 'src/', `x:${c.remoteDst()}/`], { cwd: c.dir, env });
   const local = await c.runLocal(['-a', '-b', `--backup-dir=${localBak}`]);
   t.equal(local.code, 0, local.stderr);
@@ -89,4 +89,22 @@ t.test('a fifo replaced by a file is backed up as a fifo to a --backup-dir on an
   await c.compare(t, { ignoreDirMtimes: true });
   t.ok((await stat(join(bak, 'fifo'))).isFIFO(), 'the backup is a fifo');
   await c.compareDirs(t, localBak, bak, { ignoreDirMtimes: true }, 'backup dir as the reference makes it');
+});
+
+t.test('a --temp-dir on another filesystem: the file is copied across (chmod-temp-dir)', xdev, async (t) => {
+  const c = await newCase(t, tr, 'push', src());
+  if (!shm) throw new Error('unreachable: skipped');
+  const temp = await mkdtemp(join(shm, 'rrsyncd-temp-'));
+  t.teardown(() => rm(temp, { recursive: true, force: true }));
+  await c.seedDst(dst());
+  const env = { ...tr.env, NODE_OPTIONS: '', RRSYNCD_TEST_ROOT: '/', RRSYNCD_TEST_GRANT: JSON.stringify({ noLock: true }) };
+  for (const proto of [29, 32]) {
+    const args = ['-a', `--protocol=${proto}`, `--temp-dir=${temp}`];
+    const remote = await run(RSYNC, [...args, '-e', tr.rsh, 'src/', `x:${c.remoteDst()}/`], { cwd: c.dir, env });
+    const local = await c.runLocal(args);
+    t.equal(remote.code, 0, remote.stderr);
+    t.equal(local.code, 0, local.stderr);
+    await c.compare(t, { ignoreDirMtimes: true });
+  }
+  t.same(await readdir(temp), [], 'nothing left in the temp dir');
 });

