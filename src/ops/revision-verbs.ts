@@ -3,12 +3,15 @@
  * against a revisions root, never through a key:
  *   rrsyncd revisions --root DIR | --config FILE --tenant NAME  [--mode M] [--json]
  *   rrsyncd prune     (same)  --keep-last N --keep-daily N --keep-weekly N --keep-monthly N
- *                             --keep-within D --min-age D [--dry-run] [--json]
- *   rrsyncd publish   (same)  --rollback [NAME]
+ *                             --keep-within D --min-age D [--dry-run] [--json] [--wait S]
+ *   rrsyncd publish   (same)  --rollback [NAME] [--wait S]
+ * Pruning and rollback take the root's lock (one writer per root; a running push holds it),
+ * waiting up to --wait seconds (30) for it.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { Sandbox } from '../sandbox/sandbox.js';
+import { lockRoot, type RootLock } from '../sandbox/lock.js';
 import { tenantGrant } from '../ssh/key-ring.js';
 import { detectMode, readInventory, RevisionsError, type Inventory } from '../revisions/inventory.js';
 import { hasKeepRule, parseDuration, type KeepRules } from '../revisions/keep-rules.js';
@@ -31,6 +34,7 @@ const OPTIONS = {
   'keep-within': { type: 'string' },
   'min-age': { type: 'string' },
   rollback: { type: 'boolean' },
+  wait: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -68,6 +72,14 @@ export async function runRevisionVerb(verb: 'revisions' | 'prune' | 'publish', a
     io.err(`rrsyncd: ${target.root}: ${(err as Error).message}\n`);
     return 1;
   }
+  // removing or switching revisions waits for the root's writer (a push, publish-mode retention)
+  const changes = verb === 'publish' || (verb === 'prune' && !values['dry-run']);
+  const lock = changes ? await waitForRootLock(target.root, waitSeconds(values) * 1000) : null;
+  if (changes && !lock) {
+    sandbox.close();
+    io.err(`rrsyncd: ${target.root} is busy (a push is running there); nothing changed, try again later\n`);
+    return 1;
+  }
   try {
     const mode = detectMode(sandbox, target.mode);
     const print = <T>(value: T, text: (v: T) => string): number => {
@@ -87,6 +99,25 @@ export async function runRevisionVerb(verb: 'revisions' | 'prune' | 'publish', a
     return 1;
   } finally {
     sandbox.close();
+    lock?.release();
+  }
+}
+
+/** `--wait SECONDS` for the root's lock (default 30). */
+function waitSeconds(values: Values): number {
+  const v = values.wait;
+  if (v === undefined) return 30;
+  if (!/^\d{1,6}$/.test(v)) throw new VerbUsageError(`--wait needs a whole number of seconds, not "${v}"`);
+  return Number(v);
+}
+
+/** The root's single-writer lock (sandbox/lock.ts), polled for up to `waitMs`. */
+async function waitForRootLock(root: string, waitMs: number): Promise<RootLock | null> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const lock = lockRoot(root);
+    if (lock || Date.now() >= until) return lock;
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

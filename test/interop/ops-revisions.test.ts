@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { runCli } from '../helpers/server.js';
+import { lockRoot } from '../../src/sandbox/lock.js';
+import { nativeBinding } from '../../src/sandbox/native.js';
 import { ControlSocket } from '../../src/ops/control-socket.js';
 import { runConsole } from '../../src/ops/console.js';
 
@@ -112,6 +114,28 @@ t.test('publish --rollback: to the previous revision, to a named one, refuses an
   const none = await runCli(['publish', '--root', root, '--rollback']);
   t.equal(none.code, 1);
   t.match(none.stderr, /no revision before 2026-11-01T010000Z/);
+});
+
+const crossProcessLock = nativeBinding?.flockex ? false : 'the root lock is in-process only without the native addon';
+t.test('prune and rollback wait for the root lock a push holds, then give up and change nothing', { skip: crossProcessLock }, async (t) => {
+  const d = await tmp(t);
+  const root = join(d, 'site');
+  await layout(root, 'publish', NAMES.slice(0, 3), NAMES[2]!, d);
+  const lock = lockRoot(root);
+  t.ok(lock, 'the test holds the lock as a running push would');
+  const busy = await runCli(['publish', '--root', root, '--rollback', '--wait', '1']);
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, /is busy \(a push is running there\); nothing changed/);
+  t.equal(readlinkSync(join(root, 'current')), `revisions/${NAMES[2]}`, 'pointer unchanged');
+  const pruneBusy = await runCli(['prune', '--root', root, '--keep-last', '1', '--wait', '0']);
+  t.equal(pruneBusy.code, 1);
+  t.ok(existsSync(join(root, 'revisions', NAMES[0]!)), 'nothing pruned');
+  const dry = await runCli(['prune', '--root', root, '--keep-last', '1', '--dry-run', '--wait', '0']);
+  t.equal(dry.code, 0, 'a dry run takes no lock');
+  lock!.release();
+  const back = await runCli(['publish', '--root', root, '--rollback', '--wait', '0']);
+  t.equal(back.code, 0, back.stderr);
+  t.equal(readlinkSync(join(root, 'current')), `revisions/${NAMES[1]}`);
 });
 
 t.test('--config FILE --tenant NAME finds the tenant root', async (t) => {
