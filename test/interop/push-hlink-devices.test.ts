@@ -1,6 +1,8 @@
 // -H over hard-linked FIFOs and devices with devices granted (issue 17 item 10): the later members
 // of a group are hard-linked to the first one, itemized as rsync does (`hD... b2 => b`), at the
 // protocols whose hard-link encodings differ (dev/ino below 30, the leader's index from 30).
+// A later member is linked as soon as the generator reaches it (its leader, the first member,
+// is made by then), so the client's lines come in the same order as the reference's.
 import { lstat, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,14 @@ t.teardown(async () => {
   if (base) await rm(base, { recursive: true, force: true });
 });
 
+/** The client's lines in order, without the run's volatile ones (-vv: the transport, the totals). */
+function outputLines(out: string, dest: string): string[] {
+  return out
+    .replaceAll(dest, 'DEST')
+    .split('\n')
+    .filter((l) => l !== '' && !/^(opening connection |delta-transmission |total: matches=|sent |total size )/.test(l));
+}
+
 const PAIRS = [['p', 'p2'], ['p', 'sub/p3'], ['b', 'b2'], ['c', 'sub/c2']] as const;
 
 for (const proto of [29, 30, 32]) {
@@ -39,12 +49,29 @@ for (const proto of [29, 30, 32]) {
       const remote = await srv.rsync([...opts, 's/', `127.0.0.1:${dir}/d/`], { cwd: dir });
       const local = await localRsync([...opts, 's/', `${dir}/ref/`], { cwd: dir });
       t.equal(remote.code, local.code, remote.stderr);
-      const lines = (out: string, d: string) => out.replaceAll(`${dir}/${d}`, 'DEST').split('\n').sort();
-      t.same(lines(remote.stdout, 'd'), lines(local.stdout, 'ref'), `${round}: itemized as the reference`);
+      t.same(outputLines(remote.stdout, `${dir}/d`), outputLines(local.stdout, `${dir}/ref`), `${round}: itemized as the reference, in order`);
       for (const [a, b] of PAIRS) {
         const [sa, sb] = [await lstat(join(dir, 'd', a)), await lstat(join(dir, 'd', b))];
         t.equal(sb.ino, sa.ino, `${round}: d/${b} is a hard link of d/${a}`);
       }
     }
+  });
+}
+
+// devices_test.py's -aiHvv step: block3.5 (linked to block3) is itemized between block3 and char.
+for (const proto of [29, 32]) {
+  t.test(`-aiHvv --protocol=${proto}: the hD line of a linked device in list order`, { skip: asRoot ? false : 'mknod needs root' }, async (t) => {
+    const dir = join(base, `vv${proto}`);
+    await mkdir(join(dir, 's'), { recursive: true });
+    const script = 'mknod s/block b 42 69 && mknod s/block3 b 105 73 && ln s/block3 s/block3.5 && mknod s/char c 41 67 && mkfifo s/fifo && mknod s/zz c 42 68 && ln s/zz s/zz2';
+    const made = await run('sh', ['-c', script], { cwd: dir });
+    t.equal(made.code, 0, made.stderr);
+    const opts = ['-aiHvv', `--protocol=${proto}`];
+    const remote = await srv.rsync([...opts, 's/', `127.0.0.1:${dir}/d/`], { cwd: dir });
+    const local = await localRsync([...opts, 's/', `${dir}/ref/`], { cwd: dir });
+    t.equal(remote.code, local.code, remote.stderr);
+    const got = outputLines(remote.stdout, `${dir}/d`);
+    t.same(got, outputLines(local.stdout, `${dir}/ref`), 'the -vv lines in the reference\'s order');
+    t.ok(got.indexOf('hD+++++++++ block3.5 => block3') === got.indexOf('cD+++++++++ block3') + 1, 'block3.5 right after block3');
   });
 }

@@ -337,7 +337,7 @@ export class Generator {
       return;
     }
     if (isSymlink(e)) return this.generateSymlink(e, dest, st);
-    if (isDevice(e) || isSpecial(e)) return this.generateSpecial(e, list, dest, st);
+    if (isDevice(e) || isSpecial(e)) return this.generateSpecial(e, dest, st);
     if (isRegular(e)) return this.x.files.generate(e, list, dest, st);
   }
 
@@ -512,7 +512,7 @@ export class Generator {
     if (o.removeSourceFiles) this.s.sendSuccess(e.ndx);
   }
 
-  private generateSpecial(e: FileEntry, list: FileList, dest: string, st: EntryStat | null): void {
+  private generateSpecial(e: FileEntry, dest: string, st: EntryStat | null): void {
     const o = this.s.opts;
     const { attrs } = this.x;
     const device = isDevice(e);
@@ -522,7 +522,7 @@ export class Generator {
       return this.skipNonRegular(e);
     }
     // generator.c: -H links a device or special to its group's first member (hlink.c).
-    if (o.hardLinks && e.hlinkGroup !== undefined && this.x.hardLinks.follows(e, list)) return;
+    if (o.hardLinks && e.hlinkGroup !== undefined && this.x.hardLinks.linksSpecial(e)) return;
     const sameType = st !== null && modeType(st.mode) === modeType(e.mode);
     if (sameType && (!device || st!.rdev === makedev(e.rdevMajor, e.rdevMinor))) {
       const changes = attrs.updateNeeded(e, st!, false);

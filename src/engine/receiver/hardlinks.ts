@@ -51,6 +51,21 @@ export class HardLinks {
   }
 
   /**
+   * A device or special of a group: the first member leads (false, it is made as any other); a
+   * later one is linked to it at once, itemized in list order, since the leader is complete by
+   * then (hlink.c hard_link_check links a follower of a finished leader on the spot).
+   */
+  linksSpecial(e: FileEntry): boolean {
+    const leader = this.leaders.get(e.hlinkGroup!);
+    if (!leader) {
+      this.leaders.set(e.hlinkGroup!, e);
+      return false;
+    }
+    this.linkFollower(e, leader);
+    return true;
+  }
+
+  /**
    * Links the followers whose leader's data is in place; `waiting(leader)` says it is not yet
    * (still requested, to be redone, or delayed in the partial dir): those stay for a later call.
    */
