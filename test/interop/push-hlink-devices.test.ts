@@ -66,12 +66,14 @@ for (const proto of [29, 32]) {
     const script = 'mknod s/block b 42 69 && mknod s/block3 b 105 73 && ln s/block3 s/block3.5 && mknod s/char c 41 67 && mkfifo s/fifo && mknod s/zz c 42 68 && ln s/zz s/zz2';
     const made = await run('sh', ['-c', script], { cwd: dir });
     t.equal(made.code, 0, made.stderr);
-    const opts = ['-aiHvv', `--protocol=${proto}`];
-    const remote = await srv.rsync([...opts, 's/', `127.0.0.1:${dir}/d/`], { cwd: dir });
-    const local = await localRsync([...opts, 's/', `${dir}/ref/`], { cwd: dir });
-    t.equal(remote.code, local.code, remote.stderr);
-    const got = outputLines(remote.stdout, `${dir}/d`);
-    t.same(got, outputLines(local.stdout, `${dir}/ref`), 'the -vv lines in the reference\'s order');
-    t.ok(got.indexOf('hD+++++++++ block3.5 => block3') === got.indexOf('cD+++++++++ block3') + 1, 'block3.5 right after block3');
+    for (const dry of [['-n'], []]) {
+      const opts = ['-aiHvv', ...dry, `--protocol=${proto}`];
+      const remote = await srv.rsync([...opts, 's/', `127.0.0.1:${dir}/d/`], { cwd: dir });
+      const local = await localRsync([...opts, 's/', `${dir}/ref/`], { cwd: dir });
+      t.equal(remote.code, local.code, remote.stderr);
+      const got = outputLines(remote.stdout, `${dir}/d`);
+      t.same(got, outputLines(local.stdout, `${dir}/ref`), `${opts.join(' ')}: the lines in the reference's order`);
+      t.equal(got.indexOf('hD+++++++++ block3.5 => block3'), got.indexOf('cD+++++++++ block3') + 1, 'block3.5 right after block3');
+    }
   });
 }
