@@ -34,7 +34,7 @@ export interface FilterOptions {
   cvsExclude?: boolean;
   protocol: number;
   readMergeFile?: MergeFileReader;
-  /** Set when the client asked for the sender's filter traces (-vv, --debug=FILTER): one line each. */
+  /** Set when the client asked for the sender's filter traces (-vv): one MSG_INFO line per decided name. */
   trace?: (line: string) => void;
 }
 
