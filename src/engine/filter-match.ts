@@ -23,6 +23,7 @@ import { dirOf, joinRel } from './relpath.js';
 import { errnoText, hasCode } from '../sandbox/errors.js';
 import { compileMatch, entryMatches, type MatchEntry } from './filter-rules.js';
 import { C_SLASH } from './wildmatch.js';
+import { filterTraceLine, READ_EARLIER, ruleFrom } from './filter-trace.js';
 
 /** A merge file's bytes, or null when it cannot be opened; a SandboxError 'EFBIG' when it is over the limit. */
 export type MergeFileReader = (dirRel: string, fileName: string) => Buffer | null;
@@ -33,6 +34,8 @@ export interface FilterOptions {
   cvsExclude?: boolean;
   protocol: number;
   readMergeFile?: MergeFileReader;
+  /** Set when the client asked for the sender's filter traces (-vv): one MSG_INFO line per decided name. */
+  trace?: (line: string) => void;
 }
 
 export interface DirFilter {
@@ -66,6 +69,8 @@ interface MergeSlot {
   template: RuleTemplate;
   noInherit: boolean;
   perishable: boolean;
+  /** The trace suffix of its rules (exclude.c debug_type). */
+  listType: string;
 }
 
 type Entry = MatchEntry | MergeSlot;
@@ -79,12 +84,6 @@ interface MergeList {
 type DirState = Map<MergeSlot, MergeList>;
 
 const EMPTY_LIST: MergeList = { local: [], parent: null };
-/** exclude.c rule_text() for text that came from a file: where it came from, never what it says. */
-function ruleFrom(where: string): string {
-  return `<rule from ${where}>`;
-}
-/** A dir-merge named in a file is read later, when the reference no longer knows where it was named. */
-const READ_EARLIER = 'a file read earlier';
 
 function templateOf(rule: FilterRule): RuleTemplate {
   const mo = rule.mergeOptions;
@@ -131,6 +130,8 @@ interface Source {
   namedAt: string | null;
   /** The line (or, for word-split files, -1) of the rule being parsed. */
   line: number;
+  /** The trace suffix of the list the rules go to ('' = the global list). */
+  listType: string;
 }
 
 /** exclude.c rule_src_where(): where the rule being parsed comes from, never what it says. */
@@ -140,7 +141,7 @@ function sourceWhere(src: Source): string {
 }
 
 /** The content of a file named by `src`'s rule `shown` (exclude.c parse_filter_file()'s provenance). */
-function contentSource(src: Source, shown: string, wordSplit: boolean, rest: Pick<Source, 'anchorDir' | 'dir' | 'depth' | 'activeNames'>): Source {
+function contentSource(src: Source, shown: string, wordSplit: boolean, rest: Pick<Source, 'anchorDir' | 'dir' | 'depth' | 'activeNames' | 'listType'>): Source {
   const line = wordSplit ? -1 : 0;
   if (src.fromFile) return { ...rest, fromFile: true, file: null, namedAt: sourceWhere(src), line };
   return { ...rest, fromFile: true, file: shown, namedAt: null, line };
@@ -153,6 +154,7 @@ export class FilterSet {
   private readonly deleteExcluded: boolean;
   private readonly protocol: number;
   private readonly reader: MergeFileReader | undefined;
+  readonly trace: ((line: string) => void) | undefined;
   private readonly hasDirMerge: boolean;
   private readonly rootFilter: DirFilterImpl;
   private readonly cache = new Map<string, DirFilterImpl>();
@@ -165,6 +167,7 @@ export class FilterSet {
     this.deleteExcluded = opts.deleteExcluded ?? false;
     this.protocol = opts.protocol;
     this.reader = opts.readMergeFile;
+    this.trace = opts.trace;
     const all = [...rules];
     if (opts.cvsExclude) {
       // recv_filter_list(): a server sender adds ":C" and "-C" itself (a client receiver keeps
@@ -172,7 +175,7 @@ export class FilterSet {
       if (opts.side === 'sender' || opts.protocol < 29) all.push(parseRuleWithTemplate(':C', 30, NO_TEMPLATE));
       if (opts.side === 'sender') all.push(parseRuleWithTemplate('-C', 30, NO_TEMPLATE));
     }
-    const src: Source = { fromFile: false, anchorDir: '', dir: '', depth: 0, activeNames: new Set(), file: null, namedAt: null, line: 0 };
+    const src: Source = { fromFile: false, anchorDir: '', dir: '', depth: 0, activeNames: new Set(), file: null, namedAt: null, line: 0, listType: '' };
     this.top = [];
     for (const rule of all) this.addRule(this.top, rule, src);
     this.hasDirMerge = this.top.some((e) => e.kind === 'dirMerge');
@@ -227,7 +230,7 @@ export class FilterSet {
     // Anchored rules of a per-directory file anchor at its directory.
     // A name from a file's content is a deferred merge: the reference no longer knows where from.
     const file = slot.nameFromFile ? null : joinRel(dir, slot.fileName);
-    const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames, file, namedAt: null, line: slot.template.wordSplit ? -1 : 0 };
+    const content: Source = { fromFile: true, anchorDir: dir, dir, depth: 1, activeNames, file, namedAt: null, line: slot.template.wordSplit ? -1 : 0, listType: slot.listType };
     const shown = file === null ? ruleFrom(READ_EARLIER) : quoted(file);
     const { entries, cleared } = this.readRules(dir, slot.fileName, slot.template, shown, content, false);
     const list: MergeList =
@@ -349,10 +352,10 @@ export class FilterSet {
     }
     if (rule.xattr || !this.appliesHere(rule)) return;
     if (rule.cvs) {
-      this.addCvsDefaults(list, rule);
+      this.addCvsDefaults(list, rule, src.listType);
       return;
     }
-    list.push(compileMatch(rule, src.anchorDir));
+    list.push(compileMatch(rule, src.anchorDir, src.fromFile, src.listType));
   }
 
   private appliesHere(rule: FilterRule): boolean {
@@ -364,7 +367,7 @@ export class FilterSet {
   }
 
   /** "-C": the default CVS list at this position; perishable from protocol 30. */
-  private addCvsDefaults(list: Entry[], rule: FilterRule): void {
+  private addCvsDefaults(list: Entry[], rule: FilterRule, listType: string): void {
     const template: RuleTemplate = {
       noPrefixes: rule.action === 'include' ? 'include' : 'exclude',
       cvs: true,
@@ -376,7 +379,7 @@ export class FilterSet {
     };
     for (const pat of CVS_DEFAULT_PATTERNS) {
       const r = parseRuleWithTemplate(pat, 32, template);
-      if (this.appliesHere(r)) list.push(compileMatch(r, ''));
+      if (this.appliesHere(r)) list.push(compileMatch(r, '', false, listType));
     }
   }
 
@@ -395,8 +398,9 @@ export class FilterSet {
     const oneSided = rule.senderSide !== rule.receiverSide;
     const usable = !oneSided || (this.side === 'sender' ? rule.senderSide : rule.receiverSide);
     if (rule.mergeOptions?.excludeSelf) {
-      // 'e': exclude the merge file itself (a plain rule, both sides), just before the merge rule.
-      list.push(compileMatch(excludeSelfRule(name), src.anchorDir));
+      // 'e': exclude the merge file itself (a plain rule, both sides), just before the merge rule;
+      // its text is the merge rule's, so it keeps that rule's provenance.
+      list.push(compileMatch(excludeSelfRule(name), src.anchorDir, src.fromFile, src.listType));
     }
     if (!usable) return;
     const template = templateOf(rule);
@@ -410,6 +414,7 @@ export class FilterSet {
         template,
         noInherit: rule.mergeOptions?.noInherit ?? false,
         perishable: rule.perishable,
+        listType: ` [per-dir ${src.fromFile ? ruleFrom(sourceWhere(src)) : name}]`,
       });
       return;
     }
@@ -420,7 +425,13 @@ export class FilterSet {
     const fileName = clean.pop();
     if (fileName === undefined) throw new ProtocolError('rrsyncd: empty filter merge file name', ExitCode.SYNTAX);
     // Anchored rules of a ". FILE" anchor at the transfer root (no XFLG_ANCHORED2ABS in the reference).
-    const content = contentSource(src, rule.pattern, template.wordSplit, { anchorDir: '', dir: src.dir, depth: src.depth + 1, activeNames: src.activeNames });
+    const content = contentSource(src, rule.pattern, template.wordSplit, {
+      anchorDir: '',
+      dir: src.dir,
+      depth: src.depth + 1,
+      activeNames: src.activeNames,
+      listType: src.listType,
+    });
     const shown = src.fromFile ? ruleFrom(sourceWhere(src)) : quoted(rule.pattern);
     const { entries, cleared } = this.readRules(clean.join('/'), fileName, template, shown, content, true);
     if (cleared) list.length = 0;
@@ -492,6 +503,7 @@ class DirFilterImpl implements DirFilter {
 
   excluded(relPath: string, isDir: boolean): boolean {
     const hit = this.set.firstMatch(this.state, relPath, isDir, false);
+    if (hit !== null && this.set.trace) this.set.trace(filterTraceLine(hit, relPath, isDir));
     return hit !== null && !hit.include;
   }
 

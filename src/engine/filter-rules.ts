@@ -41,12 +41,16 @@ export interface MatchEntry {
   literal: string; // for Suffix / Prefix
   /** Fast.Wild: a run of literal bytes every match must contain ('' = none worth checking). */
   mustContain: string;
+  /** The rule's text came from a file's contents: a trace says where, never what (exclude.c rule_text()). */
+  fromFile: boolean;
+  /** The trace suffix of the list holding the rule (exclude.c debug_type): '' or " [per-dir NAME]". */
+  listType: string;
 }
 
 const WILD_CHARS = /[*?[]/;
 const GLOB_SPECIALS = /[*?[\\]/;
 
-export function compileMatch(rule: FilterRule, baseDir: string): MatchEntry {
+export function compileMatch(rule: FilterRule, baseDir: string, fromFile = false, listType = ''): MatchEntry {
   const pattern = rule.pattern;
   const wild = WILD_CHARS.test(pattern);
   const wild2 = wild && pattern.includes('**');
@@ -88,6 +92,8 @@ export function compileMatch(rule: FilterRule, baseDir: string): MatchEntry {
     wild3Suffix,
     fast,
     literal,
+    fromFile,
+    listType,
   };
 }
 

@@ -136,6 +136,8 @@ class Sender {
       cvsExclude: this.opts.cvsExclude,
       protocol: this.protocol,
       readMergeFile: (dirRel, name) => this.readMergeFile(dirRel, name),
+      // DEBUG_GTE(FILTER, 1): -vv implies it (--debug itself is refused, policy/restrict.ts).
+      trace: this.opts.verbose >= 2 ? (line) => sendInfo(this.ctx, line) : undefined,
     });
   }
 
