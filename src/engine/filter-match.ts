@@ -36,6 +36,14 @@ export interface FilterOptions {
   readMergeFile?: MergeFileReader;
   /** Set when the client asked for the sender's filter traces (-vv): one MSG_INFO line per decided name. */
   trace?: (line: string) => void;
+  /**
+   * The length of a directory's absolute path on the server as the reference's dirbuf holds it
+   * (with its trailing '/'): it decides when a per-directory merge name overflows MAXPATHLEN.
+   * Only the boundary shows; the path itself is never printed.
+   */
+  dirPathLength?: (dirRel: string) => number;
+  /** A non-fatal filter error (the reference's FERROR plus io_error |= IOERR_GENERAL). */
+  reportError?: (message: string) => void;
 }
 
 export interface DirFilter {
@@ -60,6 +68,8 @@ const MAX_MERGE_DEPTH = 32;
 const MAX_MERGE_LINE = 4096 + 1024 - 1;
 /** Directory states kept for parent lookups; older ones are rebuilt on demand. */
 const DIR_CACHE_MAX = 8192;
+/** The reference's MAXPATHLEN on Linux. */
+const MAXPATHLEN = 4096;
 
 interface MergeSlot {
   kind: 'dirMerge';
@@ -71,6 +81,13 @@ interface MergeSlot {
   perishable: boolean;
   /** The trace suffix of its rules (exclude.c debug_type). */
   listType: string;
+  /** The rule's name as written, until the first directory finished its setup (setup_merge_file). */
+  pattern: string;
+  /**
+   * setup_merge_file() runs once, in the first directory: a name with '/' that overflowed there
+   * stays whole (and unusable) for every directory.
+   */
+  setup: 'pending' | 'done' | 'overflowed';
 }
 
 type Entry = MatchEntry | MergeSlot;
@@ -101,6 +118,17 @@ function templateOf(rule: FilterRule): RuleTemplate {
 function baseName(path: string): string {
   const i = path.lastIndexOf('/');
   return i < 0 ? path : path.slice(i + 1);
+}
+
+/** clean_fname(CFN_COLLAPSE_DOT_DOT_DIRS) of a relative name: no empty or "." components, "x/.." folded. */
+function cleanName(name: string): string {
+  const out: string[] = [];
+  for (const c of name.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..' && out.length > 0 && out[out.length - 1] !== '..') out.pop();
+    else out.push(c);
+  }
+  return out.join('/');
 }
 
 /** Normalises a directory path relative to the transfer root: no leading "./" or '/', no trailing '/'. */
@@ -156,6 +184,8 @@ export class FilterSet {
   private readonly reader: MergeFileReader | undefined;
   readonly trace: ((line: string) => void) | undefined;
   private readonly hasDirMerge: boolean;
+  private readonly dirPathLength: ((dirRel: string) => number) | undefined;
+  private readonly reportError: ((message: string) => void) | undefined;
   private readonly rootFilter: DirFilterImpl;
   private readonly cache = new Map<string, DirFilterImpl>();
   /** Rules loaded while building the current directory state. */
@@ -168,6 +198,8 @@ export class FilterSet {
     this.protocol = opts.protocol;
     this.reader = opts.readMergeFile;
     this.trace = opts.trace;
+    this.dirPathLength = opts.dirPathLength;
+    this.reportError = opts.reportError;
     const all = [...rules];
     if (opts.cvsExclude) {
       // recv_filter_list(): a server sender adds ":C" and "-C" itself (a client receiver keeps
@@ -226,6 +258,10 @@ export class FilterSet {
   ): void {
     if (state.has(slot)) return;
     const inherited = slot.noInherit ? null : (parentState?.get(slot) ?? null);
+    if (this.pathOverflows(slot, dir)) {
+      state.set(slot, inherited ?? EMPTY_LIST);
+      return;
+    }
     state.set(slot, { local: [], parent: inherited }); // placeholder against cycles
     // Anchored rules of a per-directory file anchor at its directory.
     // A name from a file's content is a deferred merge: the reference no longer knows where from.
@@ -237,6 +273,29 @@ export class FilterSet {
       entries.length === 0 && !cleared ? (inherited ?? EMPTY_LIST) : { local: entries, parent: cleared ? null : inherited };
     state.set(slot, list);
     for (let l: MergeList | null = list; l; l = l.parent) visit(l.local);
+  }
+
+  /**
+   * exclude.c setup_merge_file()/parse_merge_name() and push_local_filters(): a per-directory name
+   * that, joined to the directory's absolute path, reaches MAXPATHLEN is reported (never by its
+   * text when a file named it) and not read in that directory; the transfer ends with exit 23.
+   */
+  private pathOverflows(slot: MergeSlot, dir: string): boolean {
+    if (!this.dirPathLength) return false;
+    const dirLen = this.dirPathLength(dir);
+    if (slot.setup === 'pending') {
+      const cleaned = cleanName(slot.pattern);
+      slot.setup = slot.pattern.includes('/') && dirLen + cleaned.length >= MAXPATHLEN ? 'overflowed' : 'done';
+      if (slot.setup === 'overflowed') this.report(`merge-file name overflows: ${slot.nameFromFile ? ruleFrom(READ_EARLIER) : cleaned}`);
+    }
+    const name = slot.setup === 'overflowed' ? slot.pattern : slot.fileName;
+    if (dirLen + name.length < MAXPATHLEN) return false;
+    this.report(`cannot add local filter rules in long-named directory: ${slot.nameFromFile ? ruleFrom(READ_EARLIER) : quoted(`${dir}/`)}`);
+    return true;
+  }
+
+  private report(message: string): void {
+    this.reportError?.(`${message}\n`);
   }
 
   /**
@@ -415,6 +474,8 @@ export class FilterSet {
         noInherit: rule.mergeOptions?.noInherit ?? false,
         perishable: rule.perishable,
         listType: ` [per-dir ${src.fromFile ? ruleFrom(sourceWhere(src)) : name}]`,
+        pattern: rule.pattern,
+        setup: 'pending',
       });
       return;
     }

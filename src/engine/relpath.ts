@@ -16,3 +16,12 @@ export function baseOf(rel: string): string {
   return i < 0 ? rel : rel.slice(i + 1);
 }
 
+
+/**
+ * The length of the reference's dirbuf for root-relative directory `rel` below the server's
+ * `rootPath`: the absolute path, cleaned, with a trailing '/' (exclude.c set_filter_dir()).
+ */
+export function dirbufLength(rootPath: string, rel: string): number {
+  const parts = `${rootPath}/${rel}`.split('/').filter((c) => c !== '' && c !== '.');
+  return parts.length === 0 ? 1 : parts.reduce((n, c) => n + c.length + 1, 1);
+}

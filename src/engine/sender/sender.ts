@@ -20,7 +20,7 @@ import { incRecurse, type SessionContext } from '../context.js';
 import { FilterSet, MAX_MERGE_FILE_BYTES } from '../filter-match.js';
 import { IoTimeout } from '../io-timeout.js';
 import { installMessageHandler, sendInfo, sendTransferError } from '../messages.js';
-import { joinRel } from '../relpath.js';
+import { dirbufLength, joinRel } from '../relpath.js';
 import { physOf } from './entry.js';
 import { readFilesFrom } from './files-from.js';
 import { SendLists } from './lists.js';
@@ -138,13 +138,22 @@ class Sender {
       readMergeFile: (dirRel, name) => this.readMergeFile(dirRel, name),
       // DEBUG_GTE(FILTER, 1): -vv implies it (--debug itself is refused, policy/restrict.ts).
       trace: this.opts.verbose >= 2 ? (line) => sendInfo(this.ctx, line) : undefined,
+      dirPathLength: (dirRel) => dirbufLength(this.ctx.sandbox.rootPath, this.mergePhys(dirRel)),
+      reportError: (message) => {
+        this.walker.ioError |= IOERR.GENERAL;
+        sendTransferError(this.ctx, message);
+      },
     });
   }
 
   private readMergeFile(dirRel: string, name: string): Buffer | null {
+    return readSmallFile(this.ctx.sandbox, joinRel(this.mergePhys(dirRel), name), MAX_MERGE_FILE_BYTES);
+  }
+
+  /** Where a directory named `dirRel` by the filters lives below the root. */
+  private mergePhys(dirRel: string): string {
     const m = this.mergeDir;
-    const dir = dirRel === m.name ? m.phys : joinRel(m.base, dirRel);
-    return readSmallFile(this.ctx.sandbox, joinRel(dir, name), MAX_MERGE_FILE_BYTES);
+    return dirRel === m.name ? m.phys : joinRel(m.base, dirRel);
   }
 
   // ---- serving requests --------------------------------------------------------------------
