@@ -68,6 +68,7 @@ const MAX_MERGE_DEPTH = 32;
 const MAX_MERGE_LINE = 4096 + 1024 - 1;
 /** Directory states kept for parent lookups; older ones are rebuilt on demand. */
 const DIR_CACHE_MAX = 8192;
+const UNKNOWN_RULE = 'Unknown filter rule';
 /** The reference's MAXPATHLEN on Linux. */
 const MAXPATHLEN = 4096;
 
@@ -332,7 +333,13 @@ export class FilterSet {
         rule = parseRuleWithTemplate(token, 32, template);
       } catch (err) {
         if (err instanceof ProtocolError) {
-          // Never quote merge-file content: the peer picks the file (docs/attacks.md §2.4).
+          // Never quote merge-file content: the peer picks the file (docs/attacks.md §2.4). A syntax
+          // error reads as rsync's: "Unknown filter rule: <rule from FILE line N>".
+          // Other reasons may quote a byte of the rule, so they are not passed on.
+          if (err instanceof FilterSyntaxError && !template.wordSplit) {
+            const reason = err.reason === UNKNOWN_RULE ? UNKNOWN_RULE : 'invalid filter rule';
+            throw new ProtocolError(`${reason}: ${ruleFrom(sourceWhere(content))}`, ExitCode.SYNTAX);
+          }
           const what = err instanceof FilterSyntaxError ? 'invalid filter rule' : 'unusable filter rule';
           throw new ProtocolError(`rrsyncd: ${what} in filter merge file ${shown} (${template.wordSplit ? `word ${where}` : `line ${line}`})`, ExitCode.SYNTAX);
         }

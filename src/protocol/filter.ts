@@ -79,10 +79,10 @@ export const NO_TEMPLATE: RuleTemplate = {
 /** A rule-syntax failure; `detail` may quote the rule, so callers parsing file content drop it. */
 export class FilterSyntaxError extends ProtocolError {
   constructor(
-    message: string,
+    readonly reason: string,
     readonly detail: string,
   ) {
-    super(`${message}: ${detail}`, ExitCode.SYNTAX);
+    super(`${reason}: ${detail}`, ExitCode.SYNTAX);
   }
 }
 
