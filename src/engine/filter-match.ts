@@ -68,6 +68,7 @@ const MAX_MERGE_DEPTH = 32;
 const MAX_MERGE_LINE = 4096 + 1024 - 1;
 /** Directory states kept for parent lookups; older ones are rebuilt on demand. */
 const DIR_CACHE_MAX = 8192;
+/** The one filter syntax reason passed on for a merge file's rule (it quotes nothing of it). */
 const UNKNOWN_RULE = 'Unknown filter rule';
 /** The reference's MAXPATHLEN on Linux. */
 const MAXPATHLEN = 4096;
@@ -291,7 +292,7 @@ export class FilterSet {
     }
     const name = slot.setup === 'overflowed' ? slot.pattern : slot.fileName;
     if (dirLen + name.length < MAXPATHLEN) return false;
-    this.report(`cannot add local filter rules in long-named directory: ${slot.nameFromFile ? ruleFrom(READ_EARLIER) : quoted(`${dir}/`)}`);
+    this.report(`cannot add local filter rules in long-named directory: ${slot.nameFromFile ? ruleFrom(READ_EARLIER) : quoted(`${dir || '.'}/`)}`);
     return true;
   }
 

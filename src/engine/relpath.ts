@@ -16,7 +16,6 @@ export function baseOf(rel: string): string {
   return i < 0 ? rel : rel.slice(i + 1);
 }
 
-
 /**
  * The length of the reference's dirbuf for root-relative directory `rel` below the server's
  * `rootPath`: the absolute path, cleaned, with a trailing '/' (exclude.c set_filter_dir()).
