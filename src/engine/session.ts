@@ -208,6 +208,8 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     reader.setMultiplexed(protocol >= 30 || (opts.sender && opts.removeSourceFiles));
     const uploadLimit = req.grant.limits.uploadBytesPerSecond;
     if (uploadLimit && !opts.sender) reader.setRateLimit(uploadLimit);
+    // --bwlimit as rsync applies it, to what this side sends (a push's client throttles itself)
+    if (opts.bwlimit && opts.sender) writer.setRateLimit(opts.bwlimit);
     let code = opts.sender ? await runSender(ctx) : await runReceiver(ctx);
     await writer.drain();
     // The exit status waits for the publish, so that a failed or vetoed one reaches the client.

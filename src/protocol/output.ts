@@ -40,7 +40,15 @@ export class ProtocolWriter {
   readonly ndxState = new NdxState();
   protocol = 32;
 
+  /** --bwlimit of a sending role: bytes per second, and where the average is measured from. */
+  private rate: { limit: number; start: number; base: number } | null = null;
+
   constructor(private readonly sink: Sink | Writable) {}
+
+  /** From now on writable() keeps the average output rate under `bytesPerSecond` (rsync's --bwlimit). */
+  setRateLimit(bytesPerSecond: number): void {
+    this.rate = { limit: bytesPerSecond, start: Date.now(), base: this.totalWritten };
+  }
 
   setMultiplexed(on: boolean): void {
     this.flush();
@@ -190,7 +198,14 @@ export class ProtocolWriter {
   async writable(): Promise<void> {
     if (this.pending.length >= FLUSH_THRESHOLD) this.flush();
     if (this.blocked && !this.failure) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (this.rate && !this.failure) await this.keepUnderRate(this.rate);
     if (this.failure) throw this.failure;
+  }
+
+  /** Sleeps while the bytes sent so far are ahead of the limit (at most a second at a time). */
+  private async keepUnderRate(rate: { limit: number; start: number; base: number }): Promise<void> {
+    const aheadMs = ((this.totalWritten - rate.base) / rate.limit) * 1000 - (Date.now() - rate.start);
+    if (aheadMs > 5) await new Promise<void>((r) => setTimeout(r, Math.min(aheadMs, 1000)).unref());
   }
 
   /** Flushes everything and waits until the sink has accepted it. */
