@@ -74,3 +74,35 @@ await new Fuzzer(target, { runs: 1e9, maxTimeSec: 60, seed: 1, timeoutSec: 1, ba
   t.equal(saved.length, 1, 'one timeout file');
   t.equal(readFileSync(join(dir, 'x', saved[0]))[0], 0x68, 'it holds the input that hung');
 });
+
+t.test('the event loop turns between inputs (Node-API finalizers and setImmediate work run)', async (t) => {
+  // A target whose cleanup waits for a loop turn, like a zstd context's finalizer: without turns
+  // between inputs the pending work grows with every run (the token-zstd memory stall).
+  let pending = 0;
+  let most = 0;
+  const deferred: Target = {
+    name: 'deferred',
+    maxLen: 4,
+    seeds: () => [Buffer.from('ab')],
+    run: () => {
+      pending++;
+      most = Math.max(most, pending);
+      setImmediate(() => pending--);
+    },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'fuzz-turn-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const stats = await new Fuzzer(deferred, {
+    runs: 20_000,
+    maxTimeSec: 120,
+    seed: 3,
+    timeoutSec: 60,
+    batch: 512,
+    corpusDir: join(dir, 'corpus'),
+    crashDir: join(dir, 'crashes'),
+    include: () => false,
+    log: () => {},
+  }).run();
+  t.equal(stats.execs, 20_000, 'all runs made');
+  t.ok(most <= 1024, `at most ${most} cleanups were waiting at once (no turn: 20 000)`);
+});
