@@ -20,7 +20,7 @@ import {
 } from './compress/framing.js';
 import { Lz4Compressor, Lz4Decompressor } from './compress/lz4.js';
 import { clampZlibLevel, nativeZlibAvailable, ZlibCompressor, ZlibDecompressor } from './compress/zlib.js';
-import { clampZstdLevel, ZstdCompressor, ZstdDecompressor } from './compress/zstd.js';
+import { clampZstdLevel, ZstdCompressor, ZstdDecompressor, type WindowCharge } from './compress/zstd.js';
 
 export type CompressName = 'none' | 'zlib' | 'zlibx' | 'zstd' | 'lz4';
 
@@ -86,7 +86,8 @@ export function createTokenEncoder(w: ProtocolWriter, name: CompressName, level:
   }
 }
 
-export function createTokenDecoder(r: ProtocolReader, name: CompressName, protocol: number): TokenDecoder {
+/** `chargeWindow` is told the history a zstd stream makes the decoder reserve, before it does. */
+export function createTokenDecoder(r: ProtocolReader, name: CompressName, protocol: number, chargeWindow?: WindowCharge): TokenDecoder {
   switch (name) {
     case 'none':
       return new PlainTokenDecoder(r);
@@ -95,7 +96,7 @@ export function createTokenDecoder(r: ProtocolReader, name: CompressName, protoc
     case 'zlibx':
       return new CompressedTokenDecoder(r, new ZlibDecompressor(false, protocol), true);
     case 'zstd':
-      return new CompressedTokenDecoder(r, new ZstdDecompressor(), false);
+      return new CompressedTokenDecoder(r, new ZstdDecompressor(chargeWindow), false);
     case 'lz4':
       return new CompressedTokenDecoder(r, new Lz4Decompressor(), false);
   }

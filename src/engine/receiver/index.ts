@@ -140,7 +140,9 @@ class Receiver {
     });
     if (made.destinationDir) generator.destinationMade();
     if (made.rootDir) generator.rootCreated();
-    const decoder = createTokenDecoder(this.ctx.reader, this.ctx.compress, s.protocol);
+    const decoder = createTokenDecoder(this.ctx.reader, this.ctx.compress, s.protocol, (bytes) =>
+      this.ctx.budget.charge(bytes, 'the zstd decompression window'),
+    );
     this.receiving = new Receive(s, this.lists, this.requests, this.attrs, this.backups, this.temps, decoder);
     return generator;
   }
