@@ -23,6 +23,8 @@ export interface FuzzOptions {
   crashDir: string;
   /** A single input running longer than this (wall clock) kills the process as a hang. */
   timeoutSec: number;
+  /** The process's RSS passing this many MiB kills it as out of memory (libFuzzer's -rss_limit_mb). */
+  rssLimitMb?: number;
   batch: number;
   /** Include only scripts whose URL this accepts in the coverage. */
   include: (url: string) => boolean;
@@ -90,22 +92,28 @@ function crashSignature(err: unknown): string {
 const WATCHDOG = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
-const { sab, timeoutSec, crashDir } = workerData;
+const { sab, timeoutSec, rssLimitMb, crashDir } = workerData;
 const state = new Int32Array(sab, 0, 2);
 const bytes = new Uint8Array(sab, 8);
 let last = -1, since = Date.now();
+function saveAndDie(kind, why) {
+  const data = Buffer.from(bytes.subarray(0, Atomics.load(state, 1)));
+  fs.mkdirSync(crashDir, { recursive: true });
+  const name = kind + '-' + require('node:crypto').createHash('sha1').update(data).digest('hex').slice(0, 16);
+  fs.writeFileSync(crashDir + '/' + name, data);
+  fs.writeFileSync(crashDir + '/' + name + '.txt', why + '\\n');
+  fs.writeSync(2, 'fuzz: ' + kind + ': input saved as ' + crashDir + '/' + name + '\\n');
+  process.kill(process.pid, 'SIGKILL');
+}
 setInterval(() => {
+  const rss = process.memoryUsage.rss();
+  if (rssLimitMb && rss > rssLimitMb * 1048576) {
+    saveAndDie('oom', 'RSS ' + Math.round(rss / 1048576) + ' MiB passed ' + rssLimitMb + ' MiB while this input ran (it may have grown over many inputs: a leak)');
+  }
   const n = Atomics.load(state, 0);
   if (n !== last) { last = n; since = Date.now(); return; }
   if (Date.now() - since < timeoutSec * 1000) return;
-  const len = Atomics.load(state, 1);
-  const data = Buffer.from(bytes.subarray(0, len));
-  fs.mkdirSync(crashDir, { recursive: true });
-  const name = 'timeout-' + require('node:crypto').createHash('sha1').update(data).digest('hex').slice(0, 16);
-  fs.writeFileSync(crashDir + '/' + name, data);
-  fs.writeFileSync(crashDir + '/' + name + '.txt', 'input ran longer than ' + timeoutSec + ' s (hang)\\n');
-  fs.writeSync(2, 'fuzz: timeout: input saved as ' + crashDir + '/' + name + '\\n');
-  process.kill(process.pid, 'SIGKILL');
+  saveAndDie('timeout', 'input ran longer than ' + timeoutSec + ' s (hang)');
 }, 250);
 `;
 
@@ -212,7 +220,7 @@ export class Fuzzer {
   private startWatchdog(): void {
     this.watchdog = new Worker(WATCHDOG, {
       eval: true,
-      workerData: { sab: this.sab, timeoutSec: this.o.timeoutSec, crashDir: this.o.crashDir },
+      workerData: { sab: this.sab, timeoutSec: this.o.timeoutSec, rssLimitMb: this.o.rssLimitMb ?? 0, crashDir: this.o.crashDir },
     });
     this.watchdog.unref();
   }

@@ -5,6 +5,7 @@
  *   -max_total_time=S  stop a target after S seconds (default: no limit)
  *   -seed=N        PRNG seed (default 1; same seed and corpus => same inputs)
  *   -timeout=S     one input running longer than S seconds is a hang (default 20)
+ *   -rss_limit_mb=M  the process passing M MiB of RSS is out of memory (default 2048, 0: none)
  *   -batch=N       inputs per coverage snapshot (default 512)
  *   -jobs=N        targets fuzzed at the same time (default 1)
  *   -list          print the target names
@@ -40,6 +41,7 @@ async function fuzzOne(name: string, args: string[]): Promise<void> {
     maxTimeSec: flag(args, 'max_total_time', Infinity),
     seed: flag(args, 'seed', 1),
     timeoutSec: flag(args, 'timeout', 20),
+    rssLimitMb: flag(args, 'rss_limit_mb', 2048),
     batch: flag(args, 'batch', 512),
     corpusDir: join(FUZZ_DIR, 'corpus', name),
     crashDir: join(FUZZ_DIR, 'crashes', name),

@@ -106,3 +106,24 @@ t.test('the event loop turns between inputs (Node-API finalizers and setImmediat
   t.equal(stats.execs, 20_000, 'all runs made');
   t.ok(most <= 1024, `at most ${most} cleanups were waiting at once (no turn: 20 000)`);
 });
+
+t.test('memory passing the RSS limit is killed and the input running then saved', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fuzz-oom-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const engine = new URL('../../fuzz/engine.ts', import.meta.url).href;
+  const script = join(dir, 'leak.mts');
+  writeFileSync(
+    script,
+    `import { Fuzzer } from '${engine}';
+const kept: Buffer[] = [];
+const target = { name: 'leak', maxLen: 8, seeds: () => [Buffer.from('ab')], run: () => { kept.push(Buffer.alloc(1 << 20, 1)); } };
+await new Fuzzer(target, { runs: 1e9, maxTimeSec: 60, seed: 1, timeoutSec: 60, rssLimitMb: 400, batch: 16, corpusDir: '${dir}/c', crashDir: '${dir}/x', include: () => false, log: () => {} }).run();
+`,
+  );
+  const res = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 90_000, cwd: new URL('../../', import.meta.url).pathname });
+  t.equal(res.signal, 'SIGKILL', 'the process was killed');
+  t.match(res.stderr, /fuzz: oom: input saved as/);
+  const notes = readdirSync(join(dir, 'x')).filter((f) => f.startsWith('oom-') && f.endsWith('.txt'));
+  t.equal(notes.length, 1, 'one oom file with its note');
+  t.match(readFileSync(join(dir, 'x', notes[0]), 'utf8'), /RSS \d+ MiB passed 400 MiB/);
+});
