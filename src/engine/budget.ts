@@ -1,9 +1,10 @@
 /**
  * Per-session memory budget for the structures whose size the client decides: the block sums of
- * a pull, file lists (all of it without incremental recursion), uid/gid name lists. Each is
- * charged before it is allocated (or as it grows, entry by entry); going over the budget ends the
- * session with rsync's out-of-memory exit code (22, RERR_MALLOC) instead of growing the process
- * every tenant shares. Per tenant `limits.memoryBytes` (default 256 MiB).
+ * a pull, file lists (all of it without incremental recursion), uid/gid name lists, a push's
+ * zstd decoder window. Each is charged before it is allocated (or as it grows, entry by entry);
+ * going over the budget ends the session with rsync's out-of-memory exit code (22, RERR_MALLOC)
+ * instead of growing the process every tenant shares. Per tenant `limits.memoryBytes` (default
+ * 256 MiB).
  */
 import { MAX_SEARCH_BLOCK } from './delta.js';
 import { ExitCode, RsyncError } from '../protocol/errors.js';
