@@ -1,7 +1,7 @@
 /**
- * The zstd frame header (RFC 8878 section 3.1.1.1), read only for the window size it declares:
- * a decoder reserves that much history (plus two blocks of buffers) as soon as the header is
- * complete, so a session's budget must see it first. Pure parsing, no decompression.
+ * The zstd frame header (magic, descriptor, window descriptor, dictionary id, content size), read
+ * only for the window size it declares: a decoder reserves that much history (plus two blocks of
+ * buffers) as soon as the header is complete, so a session's budget must see it first. Pure parsing.
  */
 
 const ZSTD_MAGIC = Buffer.of(0x28, 0xb5, 0x2f, 0xfd);
