@@ -410,7 +410,9 @@ export class RrsyncServer {
 
   private armIdleTimer(conn: ConnState): void {
     clearTimeout(conn.idleTimer);
-    if (conn.active.size > 0) return;
+    // an exec can end after its connection closed (a killed client): a timer then would keep
+    // the whole connection (ssh2 state, packet pool) alive for idleTimeoutMs
+    if (conn.active.size > 0 || !this.conns.has(conn)) return;
     conn.idleTimer = setTimeout(() => this.endConnection(conn, 'idle timeout'), this.config.limits.idleTimeoutMs);
   }
 
