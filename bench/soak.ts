@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -88,10 +89,24 @@ function procKiB(text: string, field: string): number {
   return m ? Number(m[1]) : 0;
 }
 
+/** GET /metrics on a fresh connection (a kept-alive one may be closed by the server under our feet). */
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 /** The server's memory and running sessions: /proc for the kernel's view, its /metrics for the rest. */
 async function serverState(pid: number, metricsPort: number): Promise<{ running: number; mem: Memory }> {
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const metrics = await scrape(metricsPort);
   const gauge = (name: string): number => {
     const m = new RegExp(`^rrsyncd_${name} (\\S+)$`, 'm').exec(metrics);
     return m ? Number(m[1]) : NaN;
@@ -219,7 +234,7 @@ async function main(): Promise<void> {
   const deadline = t0 + MINUTES * 60_000;
   let n = 0;
   let done = 0;
-  const sampler = setInterval(() => void sample(Math.round((Date.now() - t0) / 1000), done).then((s) => samples.push(s)), 30_000);
+  const sampler = setInterval(() => void sample(Math.round((Date.now() - t0) / 1000), done).then((s) => samples.push(s), () => {}), 30_000); // a sample the busy server did not answer is left out
   const lane = async (): Promise<void> => {
     while (Date.now() < deadline) {
       const kind = pickKind();

@@ -13,7 +13,7 @@ export interface MemoryReleaser {
   releaseFreedMemory?(): void;
 }
 
-export interface IdleMemoryOptions {
+interface IdleMemoryOptions {
   /** Whether no session is running anywhere in the server. */
   isIdle: () => boolean;
   /** Quiet time after the last session ends before the release (default 5 s). */
@@ -50,11 +50,15 @@ export class IdleMemoryRelease {
     this.cancel();
   }
 
-  /** A session ended: when it was the last one, the release is (re)scheduled `delayMs` later. */
-  sessionEnded(): void {
+  /**
+   * A session ended: when it was the last one, the release is (re)scheduled `delayMs` later.
+   * `ranEngine` false (a `true` probe, a refused exec) allocated next to nothing: alone it
+   * schedules nothing, so a monitor's probes do not cost a full GC each.
+   */
+  sessionEnded(ranEngine = true): void {
     if (!this.native || this.closed) return;
-    this.dirty = true;
-    if (!this.opts.isIdle()) return;
+    if (ranEngine) this.dirty = true;
+    if (!this.dirty || !this.opts.isIdle()) return;
     this.cancel();
     this.timer = this.setTimer(() => this.release(), this.delayMs);
   }

@@ -540,7 +540,7 @@ export class RrsyncServer {
       if (channelClosed) this.endConnection(conn, 'shutdown');
       else channel.once('close', () => this.endConnection(conn, 'shutdown'));
     } else this.armIdleTimer(conn);
-    this.idleMemory.sessionEnded();
+    this.idleMemory.sessionEnded(counted);
   }
 
   /** 'true' for rrsync's `true` probe, an error message to refuse with, or the argv to run. */

@@ -102,6 +102,25 @@ t.test('debounced: sessions ending in quick succession give one release after th
   t.end();
 });
 
+t.test('a `true` probe or a refused exec alone schedules nothing; after a transfer it still may', (t) => {
+  const { calls, clock, idle } = setup();
+  idle.sessionStarted();
+  idle.sessionEnded(false);
+  t.equal(clock.pending, 0, 'nothing ran: nothing to give back');
+  idle.sessionStarted();
+  idle.sessionEnded(true);
+  idle.sessionStarted();
+  idle.sessionEnded(false);
+  t.equal(clock.pending, 1, 'the probe after a transfer re-arms the pending release');
+  clock.advance(5000);
+  t.same(calls, ['gc', 'trim']);
+  idle.sessionStarted();
+  idle.sessionEnded(false);
+  clock.advance(60_000);
+  t.same(calls, ['gc', 'trim'], 'probes after the release cost no further GC');
+  t.end();
+});
+
 t.test('a release found busy at its time waits for the next end', (t) => {
   const calls: string[] = [];
   const clock = new FakeClock();
