@@ -338,6 +338,16 @@ static napi_value js_release_freed_memory(napi_env env, napi_callback_info info)
   return NULL;
 }
 
+void rrsyncd_low_memory_notification(void); /* rrsyncd_gc.cc */
+
+/* lowMemoryNotification(): V8's full, memory-reducing GC (stop-the-world; only when idle). */
+static napi_value js_low_memory_notification(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  rrsyncd_low_memory_notification();
+  return NULL;
+}
+
 /* unlinkat(dirfd, leaf, isDir) */
 static napi_value js_unlinkat(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -554,6 +564,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkfd", NULL, js_linkfd, NULL, NULL, NULL, napi_default, NULL},
       {"readdirfd", NULL, js_readdirfd, NULL, NULL, NULL, napi_default, NULL},
       {"releaseFreedMemory", NULL, js_release_freed_memory, NULL, NULL, NULL, napi_default, NULL},
+      {"lowMemoryNotification", NULL, js_low_memory_notification, NULL, NULL, NULL, napi_default, NULL},
       {"startWriteback", NULL, js_start_writeback, NULL, NULL, NULL, napi_default, NULL},
       {"punchHole", NULL, js_punch_hole, NULL, NULL, NULL, napi_default, NULL},
       {"unlinkat", NULL, js_unlinkat, NULL, NULL, NULL, napi_default, NULL},

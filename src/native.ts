@@ -25,6 +25,8 @@ export interface NativeBinding {
   readdirfd?(dirfd: number): string[];
   /** malloc_trim(0): returns memory malloc keeps after frees to the kernel (glibc). */
   releaseFreedMemory?(): void;
+  /** V8's memory-reducing full GC (Isolate::LowMemoryNotification); stop-the-world, for idle times. */
+  lowMemoryNotification?(): void;
   /** sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a range, does not wait. */
   startWriteback?(fd: number, offset: number, length: number): void;
   /** fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE); throws with the errno as `code`. */

@@ -76,6 +76,8 @@ export class Metrics {
     });
     new Gauge({ name: 'rrsyncd_active_sessions', help: 'Running exec sessions.', registers, collect() { this.set(sources.activeSessions()); } });
     new Gauge({ name: 'rrsyncd_active_connections', help: 'Open SSH connections.', registers, collect() { this.set(sources.activeConnections()); } });
+    // prom-client's defaults have external memory but not the part of it Buffers hold
+    new Gauge({ name: 'rrsyncd_nodejs_array_buffers_bytes', help: 'Memory held by ArrayBuffers and Buffers, in bytes.', registers, collect() { this.set(process.memoryUsage().arrayBuffers); } });
     const quotaGauge = (name: string, help: string, pick: (q: QuotaState) => number | undefined) =>
       new Gauge({
         name,

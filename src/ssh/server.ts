@@ -27,6 +27,7 @@ import { keyStillGranted } from '../ops/key-changes.js';
 import { roleOfArgv } from '../ops/sessions.js';
 import { createTenantRoot } from '../sandbox/root-dir.js';
 import { flushWritable, writeAll } from './channel-write.js';
+import { IdleMemoryRelease } from './idle-memory.js';
 import { EXIT_SERVER_BUSY, memoryInUse, memoryWatermark, SERVER_BUSY_MESSAGE } from './watermark.js';
 
 export type RunSession = (io: SessionIO, req: SessionRequest) => Promise<SessionResult>;
@@ -91,6 +92,10 @@ export class RrsyncServer {
   private nextConnId = 1;
   private draining = false;
   private readonly hooks: ServerHooks;
+  private readonly idleMemory = new IdleMemoryRelease(nativeBinding, {
+    isIdle: () => [...this.conns].every((c) => c.active.size === 0),
+    onReleased: (ms) => this.log.debug({ event: 'idle memory release', pauseMs: Math.round(ms), rss: process.memoryUsage.rss() }, 'idle: memory given back'),
+  });
 
   constructor(opts: RrsyncServerOptions) {
     this.config = opts.config;
@@ -171,6 +176,7 @@ export class RrsyncServer {
    */
   async shutdown(graceMs = this.config.limits.shutdownGraceMs): Promise<void> {
     this.draining = true;
+    this.idleMemory.close();
     // net.Server#close only calls back once every connection is gone, so don't wait on it here
     for (const l of this.listeners) l.close();
     for (const c of this.conns) if (c.active.size === 0) this.endConnection(c, 'shutdown');
@@ -410,7 +416,9 @@ export class RrsyncServer {
 
   private armIdleTimer(conn: ConnState): void {
     clearTimeout(conn.idleTimer);
-    if (conn.active.size > 0) return;
+    // an exec can end after its connection closed (a killed client): a timer then would keep
+    // the whole connection (ssh2 state, packet pool) alive for idleTimeoutMs
+    if (conn.active.size > 0 || !this.conns.has(conn)) return;
     conn.idleTimer = setTimeout(() => this.endConnection(conn, 'idle timeout'), this.config.limits.idleTimeoutMs);
   }
 
@@ -443,6 +451,7 @@ export class RrsyncServer {
     let result: SessionResult = { exitCode: 1, role: 'none', bytesIn: 0, bytesOut: 0 };
     const ac = new AbortController();
     conn.active.add(ac);
+    this.idleMemory.sessionStarted();
     let channelClosed = false;
     channel.once('close', () => {
       channelClosed = true;
@@ -531,9 +540,7 @@ export class RrsyncServer {
       if (channelClosed) this.endConnection(conn, 'shutdown');
       else channel.once('close', () => this.endConnection(conn, 'shutdown'));
     } else this.armIdleTimer(conn);
-    // Transfers leave freed Buffers in malloc's heap (80 MiB after 16 concurrent pushes); with
-    // nothing running, hand that memory back so the idle server's RSS does not keep the peak.
-    if ([...this.conns].every((c) => c.active.size === 0)) nativeBinding?.releaseFreedMemory?.();
+    this.idleMemory.sessionEnded(counted);
   }
 
   /** 'true' for rrsync's `true` probe, an error message to refuse with, or the argv to run. */

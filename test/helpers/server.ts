@@ -56,6 +56,8 @@ export interface StartOptions {
   stateDir?: string;
   /** Don't pass --host-key: the server uses (and on first start generates) `<stateDir>/ssh_host_ed25519_key`. */
   defaultHostKey?: boolean;
+  /** node flags before the script, e.g. the V8 heap flags of bin/rrsyncd.js's shebang. */
+  nodeFlags?: string[];
   /** Milliseconds to wait for the "listening" record (default 20000). */
   startTimeoutMs?: number;
 }
@@ -160,6 +162,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   const root = opts.root ?? join(dir, 'root');
   await mkdir(root, { recursive: true });
   const args = [
+    ...(opts.nodeFlags ?? []),
     '--import', 'tsx', CLI_PATH, 'serve',
     '--listen', '127.0.0.1:0',
     ...(opts.defaultHostKey ? [] : ['--host-key', hostKeyPath]),

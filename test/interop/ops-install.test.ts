@@ -97,7 +97,7 @@ t.test('npm pack ships bin/, dist/ (built by prepack) and the native addon sourc
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO_ROOT, encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
-  for (const f of ['bin/rrsyncd.js', 'native/binding.gyp', 'native/rrsyncd_native.c', 'native/index.cjs', 'native/package.json', 'systemd/rrsyncd.service', 'README.md']) {
+  for (const f of ['bin/rrsyncd.js', 'native/binding.gyp', 'native/rrsyncd_native.c', 'native/rrsyncd_gc.cc', 'native/index.cjs', 'native/package.json', 'systemd/rrsyncd.service', 'README.md']) {
     t.ok(files.includes(f), f);
   }
   t.ok(pkg.files.includes('dist/'), 'dist/ is in the files list');
