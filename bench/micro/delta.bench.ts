@@ -7,6 +7,7 @@ import { initChecksums, type ChecksumName, type ChecksumSpec } from '../../src/p
 import { chooseSumHead } from '../../src/protocol/sumhead.js';
 import { BlockSumsBuilder, DeltaMatcher, type DeltaSink } from '../../src/engine/delta.js';
 import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
+import { collectBlockSums } from '../../test/helpers/block-sums.js';
 
 const MiB = 1024 * 1024;
 const size = Number(process.argv[2] ?? 64) * MiB;
@@ -47,22 +48,20 @@ for (let b = 0; b < head.count; b += 100) edited[b * head.blength + 17] ^= 0x55;
 
 for (const name of ['xxh128', 'md5', 'md4'] as ChecksumName[]) {
   time(`builder ${name} (blength ${head.blength})`, size, () => {
-    const b = new BlockSumsBuilder(head, spec(name));
+    const b = new BlockSumsBuilder(head, spec(name), () => undefined);
     feed((c) => b.push(c), basis);
     b.finish();
   });
 }
 const h700 = chooseSumHead(size, 31, 16, { blockSize: 700 });
 time('builder xxh128 (blength 700)', size, () => {
-  const b = new BlockSumsBuilder(h700, spec('xxh128'));
+  const b = new BlockSumsBuilder(h700, spec('xxh128'), () => undefined);
   feed((c) => b.push(c), basis);
   b.finish();
 });
 
 const sp = spec('xxh128');
-const builder = new BlockSumsBuilder(head, sp);
-feed((c) => builder.push(c), basis);
-const sums = builder.finish();
+const sums = collectBlockSums(head, sp, [basis]);
 
 let literal = 0;
 let matched = 0;

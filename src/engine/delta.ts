@@ -16,10 +16,25 @@ import type { BlockSums, SumHead } from '../protocol/sumhead.js';
 // ---------------------------------------------------------------------------------------------
 // Generator side
 
-/** Computes sum1 + truncated strong sum for each block of basis data pushed in order. */
+/**
+ * Finished block sums, in block order: sum1[j] and sum2[j * s2length, (j + 1) * s2length) belong
+ * to one block. Views of the builder's batch, valid only during the call.
+ */
+export type BlockSumsSink = (sum1: Uint32Array, sum2: Buffer) => void;
+
+/** Blocks whose sums a builder holds before handing them to its sink. */
+const SUMS_BATCH = 4096;
+
+/**
+ * Computes sum1 + truncated strong sum for each block of basis data pushed in order, and hands
+ * them to the sink a batch at a time: memory stays flat whatever the number of blocks.
+ */
 export class BlockSumsBuilder {
+  /** The batch: sums of blocks [batchStart, index). */
   private readonly sum1: Uint32Array;
   private readonly sum2: Buffer;
+  private readonly batch: number;
+  private batchStart = 0;
   private readonly summer: BlockSummer;
   private readonly s2: number;
   private readonly copyLen: number;
@@ -28,12 +43,19 @@ export class BlockSumsBuilder {
   private partialLen = 0;
   private index = 0;
 
+  /** Bytes a builder for `head` holds: its batch and one block split across chunks. */
+  static bytesFor(head: SumHead): number {
+    return Math.min(head.count, SUMS_BATCH) * (4 + head.s2length) + (head.count > 0 ? head.blength : 0);
+  }
+
   constructor(
     private readonly head: SumHead,
     spec: ChecksumSpec,
+    private readonly sink: BlockSumsSink,
   ) {
-    this.sum1 = new Uint32Array(head.count);
-    this.sum2 = Buffer.alloc(head.count * head.s2length);
+    this.batch = Math.min(head.count, SUMS_BATCH);
+    this.sum1 = new Uint32Array(this.batch);
+    this.sum2 = Buffer.alloc(this.batch * head.s2length);
     this.summer = createBlockSummer(spec);
     this.s2 = head.s2length;
     // Never more than the digest really has; extra bytes (if a caller asks for them) stay zero.
@@ -41,28 +63,52 @@ export class BlockSumsBuilder {
     this.partial = Buffer.allocUnsafe(head.count > 0 ? head.blength : 0);
   }
 
+  /** Basis bytes that make a batch of blocks (feed pieces this long to bound each push's output). */
+  get batchBytes(): number {
+    return Math.max(1, this.batch) * this.head.blength;
+  }
+
+  /** Every block was summed (more data is ignored). */
+  get complete(): boolean {
+    return this.index === this.head.count;
+  }
+
   private blockLength(i: number): number {
     const h = this.head;
     return i === h.count - 1 && h.remainder !== 0 ? h.remainder : h.blength;
   }
 
-  private sumBlock(data: Uint8Array, start: number, end: number): void {
-    const i = this.index++;
-    this.sum1[i] = rollingChecksum(data, start, end);
-    this.summer(data, start, end, this.sum2, i * this.s2, this.copyLen);
+  /** Hands the batch to the sink once it is full (or the last block is in). */
+  private emitIfFull(): void {
+    const n = this.index - this.batchStart;
+    if (n === 0 || (n < this.batch && !this.complete)) return;
+    this.sink(this.sum1.subarray(0, n), this.sum2.subarray(0, n * this.s2));
+    this.batchStart = this.index;
   }
 
-  /** Sums every block lying whole in chunk[p, n) (sum1 in one bulk call); returns the new p. */
+  private sumBlock(data: Uint8Array, start: number, end: number): void {
+    const j = this.index++ - this.batchStart;
+    this.sum1[j] = rollingChecksum(data, start, end);
+    this.summer(data, start, end, this.sum2, j * this.s2, this.copyLen);
+    this.emitIfFull();
+  }
+
+  /**
+   * Sums the blocks lying whole in chunk[p, n), up to the end of the batch (sum1 in one bulk
+   * call); returns the new p.
+   */
   private sumWholeBlocks(chunk: Buffer, p: number, n: number): number {
     let end = p;
     let last = this.index;
-    while (last < this.head.count && n - end >= this.blockLength(last)) end += this.blockLength(last++);
+    const stop = Math.min(this.head.count, this.batchStart + this.batch);
+    while (last < stop && n - end >= this.blockLength(last)) end += this.blockLength(last++);
     if (last === this.index) return p;
-    sum1Blocks(chunk, p, end, this.head.blength, this.sum1, this.index);
+    sum1Blocks(chunk, p, end, this.head.blength, this.sum1, this.index - this.batchStart);
     for (let at = p; this.index < last; at += this.head.blength) {
-      const i = this.index++;
-      this.summer(chunk, at, Math.min(at + this.head.blength, end), this.sum2, i * this.s2, this.copyLen);
+      const j = this.index++ - this.batchStart;
+      this.summer(chunk, at, Math.min(at + this.head.blength, end), this.sum2, j * this.s2, this.copyLen);
     }
+    this.emitIfFull();
     return end;
   }
 
@@ -91,17 +137,17 @@ export class BlockSumsBuilder {
   }
 
   /**
-   * The finished sums. If the basis delivered fewer bytes than the head promised (it shrank
-   * while being read), the missing bytes count as zeros, as rsync's map_ptr does.
+   * Sums the blocks still missing: if the basis delivered fewer bytes than the head promised (it
+   * shrank while being read, or a read failed), the missing bytes count as zeros, as rsync's
+   * map_ptr does. The sink has then had exactly `count` sums.
    */
-  finish(): BlockSums {
+  finish(): void {
     while (this.index < this.head.count) {
       const want = this.blockLength(this.index);
       this.partial.fill(0, this.partialLen, want);
       this.partialLen = 0;
       this.sumBlock(this.partial, 0, want);
     }
-    return { head: this.head, sum1: this.sum1, sum2: this.sum2 };
   }
 }
 

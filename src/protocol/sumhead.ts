@@ -186,15 +186,14 @@ export async function readBlockSums(r: ProtocolReader, head: SumHead): Promise<B
   return { head, sum1, sum2 };
 }
 
-/** Writes blocks [from, to) of the sums (lets a caller interleave awaits on huge lists). */
-function writeBlockSumRange(w: ProtocolWriter, sums: BlockSums, from: number, to: number): void {
-  const s2 = sums.head.s2length;
-  for (let i = from; i < to; i++) {
-    w.i32(sums.sum1[i] | 0);
-    w.bytes(sums.sum2.subarray(i * s2, i * s2 + s2));
+/** Writes the sums of consecutive blocks: sum1[j] as an int32, then s2length bytes of sum2. */
+export function writeBlockSumBatch(w: ProtocolWriter, sum1: Uint32Array, sum2: Buffer, s2length: number): void {
+  for (let j = 0; j < sum1.length; j++) {
+    w.i32(sum1[j] | 0);
+    w.bytes(sum2.subarray(j * s2length, j * s2length + s2length));
   }
 }
 
 export function writeBlockSums(w: ProtocolWriter, sums: BlockSums): void {
-  writeBlockSumRange(w, sums, 0, sums.head.count);
+  writeBlockSumBatch(w, sums.sum1.subarray(0, sums.head.count), sums.sum2, sums.head.s2length);
 }

@@ -453,6 +453,7 @@ export class RrsyncServer {
     conn.active.add(ac);
     this.idleMemory.sessionStarted();
     let channelClosed = false;
+    const closers = [channel, conn.socket];
     channel.once('close', () => {
       channelClosed = true;
       ac.abort(new Error('channel closed'));
@@ -474,7 +475,7 @@ export class RrsyncServer {
       } else if (typeof refusal === 'string') {
         record.command = logText(commandBytes);
         record.refused = refusal;
-        await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: ${refusal}\n`)), channel);
+        await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: ${refusal}\n`)), closers);
       } else {
         const argv = refusal.argv;
         record.argv = argv.map(logText);
@@ -482,15 +483,15 @@ export class RrsyncServer {
         const running = this.activePerGrant.get(grantKey) ?? 0;
         if (this.draining) {
           record.refused = 'server shutting down';
-          await writeAll(channel.stderr, 'rrsyncd: server shutting down\n', channel);
+          await writeAll(channel.stderr, 'rrsyncd: server shutting down\n', closers);
         } else if (memoryInUse() > memoryWatermark(this.config.limits.serverMemoryBytes)) {
           record.refused = 'memory watermark';
           this.log.warn({ memoryInUse: memoryInUse(), watermark: memoryWatermark(this.config.limits.serverMemoryBytes) }, 'session refused: memory above the watermark');
-          await writeAll(channel.stderr, `${SERVER_BUSY_MESSAGE}\n`, channel);
+          await writeAll(channel.stderr, `${SERVER_BUSY_MESSAGE}\n`, closers);
           result = { ...result, exitCode: EXIT_SERVER_BUSY };
         } else if (limit !== undefined && running >= limit) {
           record.refused = 'too many sessions';
-          await writeAll(channel.stderr, `rrsyncd: too many concurrent sessions for this key (limit ${limit})\n`, channel);
+          await writeAll(channel.stderr, `rrsyncd: too many concurrent sessions for this key (limit ${limit})\n`, closers);
         } else {
           this.activePerGrant.set(grantKey, running + 1);
           counted = true;
@@ -502,8 +503,8 @@ export class RrsyncServer {
           result = await this.runEngine(conn, channel, argv, entry, ac.signal);
         }
       }
-      await flushWritable(channel.stderr, channel);
-      await flushWritable(channel, channel);
+      await flushWritable(channel.stderr, closers);
+      await flushWritable(channel, closers);
     } catch (err) {
       conn.log.error({ err }, 'exec failed');
     } finally {
@@ -590,7 +591,7 @@ export class RrsyncServer {
       );
     } catch (err) {
       conn.log.error({ err }, 'engine failed');
-      if (channel.stderr.writable) await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: internal error: ${(err as Error).message}\n`)), channel);
+      if (channel.stderr.writable) await writeAll(channel.stderr, escapeControlBytes(Buffer.from(`rrsyncd: internal error: ${(err as Error).message}\n`)), [channel, conn.socket]);
       return { exitCode: EXIT_ENGINE_FAILURE, role: 'none', bytesIn: 0, bytesOut: 0 };
     }
   }

@@ -11,15 +11,14 @@
  * The engine's stderr (refusals before the protocol starts) is kept per session (`results`), not
  * shown to the client, which sees the connection end instead.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import pino from 'pino';
 import { runRsyncSession, type SessionResult } from '../../src/engine/session.js';
 import type { Grant } from '../../src/policy/grant.js';
 import { splitShellWords } from '../../src/policy/shellwords.js';
 import { REPO_ROOT, RSYNC, type RunResult } from './server.js';
+import { leftoverLogger, runKillable } from './session-mix.js';
 
 export const UNIX_RSH = join(REPO_ROOT, 'test', 'pipe', 'unix-rsh.pl');
 const MAX_COMMAND = 64 * 1024;
@@ -77,14 +76,7 @@ export async function startInprocServer(dir: string, grant: Grant): Promise<Inpr
   const results: InprocResult[] = [];
   let active = 0;
   let idleWaiters: Array<() => void> = [];
-  const leftovers: object[] = [];
-  const log = pino({ level: 'warn' }, {
-    write(line: string) {
-      const rec = JSON.parse(line) as { leftovers?: object };
-      if (rec.leftovers) leftovers.push(rec);
-      if (process.env.RRSYNCD_TEST_VERBOSE) process.stderr.write(line);
-    },
-  });
+  const { log, leftovers } = leftoverLogger();
   const serve = async (s: Socket): Promise<void> => {
     active++;
     const stderr = new PassThrough();
@@ -133,32 +125,5 @@ export async function startInprocServer(dir: string, grant: Grant): Promise<Inpr
 }
 
 function runClient(sock: string, args: string[], opts: { cwd?: string; killAfterMs?: number; timeoutMs?: number }): Promise<RunResult & { killed: boolean }> {
-  return new Promise((resolve) => {
-    const child = spawn(RSYNC, ['-e', UNIX_RSH, ...args], {
-      cwd: opts.cwd,
-      env: { ...process.env, RRSYNCD_SOCK: sock },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const killGroup = (): void => {
-      killed = true;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const killTimer = opts.killAfterMs !== undefined ? setTimeout(killGroup, opts.killAfterMs) : undefined;
-    const limit = setTimeout(killGroup, opts.timeoutMs ?? 120_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(killTimer);
-      clearTimeout(limit);
-      resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr, killed });
-    });
-  });
+  return runKillable(RSYNC, ['-e', UNIX_RSH, ...args], { ...opts, env: { RRSYNCD_SOCK: sock } });
 }

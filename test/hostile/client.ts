@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Transform, type Readable, type Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { snapshotTreeSync, treeChangeLines } from '../helpers/tree.js';
@@ -192,7 +192,9 @@ export class HostileClient {
     } else {
       const input = new PassThrough();
       input.on('error', () => undefined);
-      const out = new PassThrough();
+      // A copy of each chunk: the server's writer reuses a frame buffer once the sink's write
+      // callback ran, which for a bare PassThrough is while our reader still holds the chunk.
+      const out = new Transform({ transform: (chunk: Buffer, _enc, cb) => cb(null, Buffer.from(chunk)) });
       const err = new PassThrough();
       err.on('data', (d: Buffer) => {
         this.stderrText += d.toString('latin1');

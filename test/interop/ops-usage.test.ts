@@ -11,6 +11,7 @@ import { runCli, startServer, type TestServer } from '../helpers/server.js';
 import { grantAsTenant } from '../helpers/tenant.js';
 import { diskUsage } from '../helpers/usage.js';
 import type { UsageView } from '../../src/ops/usage.js';
+import { prng } from '../helpers/prng.js';
 
 const LIMITS = { quotaBytes: 50_000_000, quotaFiles: 10_000 };
 
@@ -24,17 +25,6 @@ async function metric(port: number, series: string): Promise<number | undefined>
   const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const line = body.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : undefined;
-}
-
-/** A small seeded generator, so a failing sequence can be replayed from the seed in the test name. */
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return (((x ^ (x >>> 14)) >>> 0) % n);
-  };
 }
 
 /** One random change of the source tree: a new file, a symlink, a hard link, a removal or a rewrite. */

@@ -9,6 +9,7 @@ import {
 } from '../../src/protocol/checksum.js';
 import { chooseSumHead, type BlockSums, type SumHead } from '../../src/protocol/sumhead.js';
 import { BlockSumsBuilder, DeltaMatcher, type DeltaMatcherOptions } from '../../src/engine/delta.js';
+import { collectBlockSums } from '../helpers/block-sums.js';
 import { CAPTURES } from '../helpers/captures.js';
 import { hashWasmBinaries } from '../../src/patches/hash-wasm.js';
 
@@ -18,11 +19,12 @@ function spec(name: ChecksumName = 'xxh128', seed = 0x1234567): ChecksumSpec {
   return { name, protocol: 32, seed, seedFix: true, negotiated: true };
 }
 
+function* pieces(data: Buffer, chunk: number): Generator<Buffer> {
+  for (let p = 0; p < data.length; p += chunk) yield data.subarray(p, p + chunk);
+}
+
 function buildSums(basis: Buffer, sp: ChecksumSpec, head?: SumHead, chunk = 65536): BlockSums {
-  const h = head ?? chooseSumHead(basis.length, sp.protocol, 16);
-  const b = new BlockSumsBuilder(h, sp);
-  for (let p = 0; p < basis.length; p += chunk) b.push(basis.subarray(p, p + chunk));
-  return b.finish();
+  return collectBlockSums(head ?? chooseSumHead(basis.length, sp.protocol, 16), sp, pieces(basis, chunk));
 }
 
 /** Runs the matcher, feeding `data` in chunks given by sizes() (copies of what the sink sees). */
@@ -155,14 +157,13 @@ t.test('BlockSumsBuilder: per-block sums, any chunking', async (t) => {
     t.same(again.sum2, sums.sum2, `chunk ${chunk}: sum2`);
   }
   // A basis that shrank while being read: missing bytes count as zeros.
-  const short = new BlockSumsBuilder(head, sp);
-  short.push(basis.subarray(0, 4000));
+  const short = collectBlockSums(head, sp, [basis.subarray(0, 4000)]);
   const padded = Buffer.concat([basis.subarray(0, 4000), Buffer.alloc(1000)]);
-  t.same(short.finish().sum2, buildSums(padded, sp, head).sum2);
+  t.same(short.sum2, buildSums(padded, sp, head).sum2);
+  t.same(short.sum1, buildSums(padded, sp, head).sum1);
   // Extra data beyond the head is ignored.
-  const long = new BlockSumsBuilder(head, sp);
-  long.push(Buffer.concat([basis, randomBytes(300)]));
-  t.same(long.finish().sum2, sums.sum2);
+  const long = collectBlockSums(head, sp, [Buffer.concat([basis, randomBytes(300)])]);
+  t.same(long.sum2, sums.sum2);
   // s2length above the digest length: the extra bytes stay zero.
   const h16: SumHead = { ...head, s2length: 16 };
   const x64 = buildSums(basis, spec('xxh64', 5), h16);
@@ -170,6 +171,56 @@ t.test('BlockSumsBuilder: per-block sums, any chunking', async (t) => {
   t.same(x64.sum2.subarray(0, 8), blockStrongSum(spec('xxh64', 5), basis.subarray(0, 700)));
   // Empty basis.
   t.equal(buildSums(Buffer.alloc(0), sp).sum1.length, 0);
+});
+
+t.test('BlockSumsBuilder hands the sums over in bounded batches, exactly count of them', async (t) => {
+  const sp = spec('md5', 7);
+  const basis = randomBytes(10_000 * 50 + 37);
+  const head = chooseSumHead(basis.length, 32, 16, { blockSize: 50 });
+  t.equal(head.count, 10_001);
+  const ref = Buffer.alloc(head.count * (4 + head.s2length));
+  for (let i = 0; i < head.count; i++) {
+    const blk = basis.subarray(...blockRange(head, i));
+    ref.writeUInt32LE(rollingChecksum(blk, 0, blk.length), i * (4 + head.s2length));
+    blockStrongSum(sp, blk).copy(ref, i * (4 + head.s2length) + 4, 0, head.s2length);
+  }
+  for (const chunk of [1, 49, 50, 51, 4096 * 50, 4096 * 50 + 1, 1 << 20]) {
+    const out: Buffer[] = [];
+    let largest = 0;
+    const b = new BlockSumsBuilder(head, sp, (s1, s2) => {
+      largest = Math.max(largest, s1.length);
+      for (let j = 0; j < s1.length; j++) {
+        const rec = Buffer.alloc(4 + head.s2length);
+        rec.writeUInt32LE(s1[j], 0);
+        s2.copy(rec, 4, j * head.s2length, (j + 1) * head.s2length);
+        out.push(rec);
+      }
+    });
+    let fed = 0;
+    let lag = 0;
+    for (const c of pieces(basis, chunk)) {
+      b.push(c);
+      fed += c.length;
+      lag = Math.max(lag, fed - out.length * 50);
+    }
+    // sums are handed over while the data comes, never more than a batch (and a block) behind it
+    t.ok(lag < 4097 * 50, `chunk ${chunk}: streamed as fed (lag ${lag} bytes)`);
+    t.equal(b.complete, true);
+    b.finish();
+    t.ok(largest <= 4096, `chunk ${chunk}: batches of at most 4096 blocks (${largest})`);
+    t.ok(Buffer.concat(out).equals(ref), `chunk ${chunk}: every sum, in order`);
+  }
+  t.equal(BlockSumsBuilder.bytesFor(head), 4096 * (4 + head.s2length) + 50, 'what a builder holds');
+  // Fed less than the head promised (the basis shrank) or more (it grew): still count sums.
+  for (const [label, data] of [['shrunk', basis.subarray(0, 123_456)], ['grown', Buffer.concat([basis, randomBytes(5000)])]] as const) {
+    let n = 0;
+    const b = new BlockSumsBuilder(head, sp, (s1) => {
+      n += s1.length;
+    });
+    b.push(data);
+    b.finish();
+    t.equal(n, head.count, `${label}: exactly count sums`);
+  }
 });
 
 t.test('BlockSumsBuilder reproduces the captured delta32push sums of block 4', async (t) => {

@@ -13,6 +13,7 @@ import { printable } from '../../printable.js';
 import { ITEM_MATCHED, type Attributes } from './attrs.js';
 import { compareNames, findFuzzy, type FuzzyEntry } from './basis-dirs.js';
 import { FNAMECMP } from '../../protocol/itemize.js';
+import { chunksOf } from '../file-hash.js';
 import { copyFd, discardTemp, READ_CHUNK, readChunks } from './file-io.js';
 import { describe, makedev, modeType, type ReceiverState } from './state.js';
 import type { TempFiles } from './tempfiles.js';
@@ -51,6 +52,11 @@ export class BasisFinder {
   /** A file's data in order, as views of the generator's read buffer (each valid until the next). */
   chunksOf(rel: string): Generator<Buffer> {
     return readChunks(this.s.sandbox, rel, this.readBuffer);
+  }
+
+  /** The first `length` bytes of an open file (fewer if it is shorter), as chunksOf() gives them. */
+  chunksOfFd(fd: number, length: number): Generator<Buffer> {
+    return chunksOf(this.s.sandbox, fd, 0, length, this.readBuffer);
   }
 
   /** quick_check_ok() for a regular file. */

@@ -1,5 +1,6 @@
 /** Small file-data helpers of the receiving role: reading a file in chunks, local copies, cleanup. */
 import type { Sandbox } from '../../sandbox/sandbox.js';
+import { chunksOf } from '../file-hash.js';
 import type { ChangePurpose, Gateway } from '../../gateway/gateway.js';
 
 export const READ_CHUNK = 1024 * 1024;
@@ -11,14 +12,7 @@ export const READ_CHUNK = 1024 * 1024;
 export function* readChunks(sandbox: Sandbox, rel: string, buf: Buffer): Generator<Buffer> {
   const { fd, stat } = sandbox.openRead(rel);
   try {
-    const end = stat.size;
-    let pos = 0;
-    while (pos < end) {
-      const n = sandbox.read(fd, buf, 0, Math.min(buf.length, end - pos), pos);
-      if (n <= 0) break;
-      yield buf.subarray(0, n);
-      pos += n;
-    }
+    yield* chunksOf(sandbox, fd, 0, stat.size, buf);
   } finally {
     sandbox.close(fd);
   }

@@ -5,8 +5,8 @@
  */
 import { digestLength } from '../../protocol/checksum.js';
 import type { FileEntry } from '../../protocol/flist/entry.js';
-import { chooseSumHead, writeBlockSums, writeSumHead, type BlockSums, type SumHead } from '../../protocol/sumhead.js';
-import type { EntryStat } from '../../sandbox/sandbox.js';
+import { chooseSumHead, writeBlockSumBatch, writeSumHead, type SumHead } from '../../protocol/sumhead.js';
+import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
 import { BlockSumsBuilder } from '../delta.js';
 import { ITEM } from '../../protocol/itemize.js';
 import { sendInfo, sendTransferError } from '../messages.js';
@@ -153,13 +153,11 @@ export class FileGenerator {
         iflags |= ITEM.BASIS_TYPE_FOLLOWS;
       }
     }
-    const plan = this.sumPlan(basis, false);
-    const sums = plan.withSums ? await this.basisSumsYielding(basis.rel!, plan.head) : undefined;
-    this.request(list, e, dest, basis, iflags, false, plan, sums);
+    await this.request(list, e, dest, basis, iflags, false, this.sumPlan(basis, false));
   }
 
   /** A redo (failed verification): all skip options off, the partial file or the file as basis. */
-  requestRedo(list: FileList, e: FileEntry): void {
+  async requestRedo(list: FileList, e: FileEntry): Promise<void> {
     const dest = this.s.destOf(e);
     const st = this.s.lstatQuiet(dest);
     const isFile = st !== null && st.type === 'file';
@@ -176,9 +174,7 @@ export class FileGenerator {
         iflags |= ITEM.BASIS_TYPE_FOLLOWS;
       }
     }
-    const plan = this.sumPlan(basis, true);
-    const sums = plan.withSums ? this.basisSums(basis.rel!, plan.head) : undefined;
-    this.request(list, e, dest, basis, this.attrs.itemAttrs(e, isFile ? st : null, iflags), true, plan, sums);
+    await this.request(list, e, dest, basis, this.attrs.itemAttrs(e, isFile ? st : null, iflags), true, this.sumPlan(basis, true));
   }
 
   /** --max-size, --min-size, -u, and the grant's maximum file size. */
@@ -240,57 +236,81 @@ export class FileGenerator {
   }
 
   /**
-   * The block sums of a basis, computed a few MiB at a time with a turn of the event loop in
-   * between: other sessions (and this one's receiver) go on while a large basis is summed.
+   * generator.c generate_and_send_sums(): each block's sums go out as the basis is read, a batch
+   * at a time, waiting while the client does not read them, with a turn of the event loop every
+   * few MiB; memory stays flat whatever the basis size. The head announced `count` blocks of the
+   * size stat'ed before: a basis that shrank since reads as zeros, one that grew is read no
+   * further and a read error ends the reading (rsync's map_ptr), so exactly `count` sums follow.
    */
-  private async basisSumsYielding(rel: string, head: SumHead): Promise<BlockSums> {
-    const builder = new BlockSumsBuilder(head, this.s.ctx.xferSum);
-    let sinceYield = 0;
-    for (const chunk of this.basis.chunksOf(rel)) {
-      builder.push(chunk);
-      sinceYield += chunk.length;
-      if (sinceYield >= SUMS_YIELD_BYTES) {
-        sinceYield = 0;
-        await yieldToLoop();
-        this.s.checkCancelled();
-      }
-    }
-    return builder.finish();
-  }
-
-  /** The block sums of a basis in one go (a redo, requested while lists finish). */
-  private basisSums(rel: string, head: SumHead): BlockSums {
-    const builder = new BlockSumsBuilder(head, this.s.ctx.xferSum);
-    for (const chunk of this.basis.chunksOf(rel)) builder.push(chunk);
-    return builder.finish();
-  }
-
-  /** `plan` from sumPlan(basis, redo); `sums`: the basis's block sums when the plan sends them. */
-  private request(list: FileList, e: FileEntry, dest: string, basis: Basis, iflags: number, redo: boolean, plan: SumPlan, sums?: BlockSums): void {
+  private async sendSums(fd: number, head: SumHead, name: string): Promise<void> {
     const w = this.s.ctx.writer;
-    w.ndx(e.ndx);
-    if (this.s.protocol >= 29) {
-      w.u16(iflags);
-      if (iflags & ITEM.BASIS_TYPE_FOLLOWS) w.u8(basis.type);
-      if (iflags & ITEM.XNAME_FOLLOWS) w.vstring(Buffer.from(basis.xname ?? '', 'latin1'));
+    const builder = new BlockSumsBuilder(head, this.s.ctx.xferSum, (sum1, sum2) => writeBlockSumBatch(w, sum1, sum2, head.s2length));
+    const length = (head.count - (head.remainder ? 1 : 0)) * head.blength + head.remainder;
+    // A batch's worth of basis at a time, each followed by the writer's flush-and-wait: what is
+    // pending stays bounded whatever the block size.
+    const step = Math.max(1, builder.batchBytes);
+    let sinceYield = 0;
+    try {
+      for (const chunk of this.basis.chunksOfFd(fd, length)) {
+        for (let p = 0; p < chunk.length; p += step) {
+          builder.push(chunk.subarray(p, p + step));
+          await this.s.writable();
+        }
+        sinceYield += chunk.length;
+        if (sinceYield >= SUMS_YIELD_BYTES) {
+          sinceYield = 0;
+          await yieldToLoop();
+          this.s.checkCancelled();
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof SandboxError)) throw err;
+      this.s.ctx.log.warn({ name, err: err.message }, 'basis read failed: the rest of its block sums are of zeros');
     }
-    this.requests.add({
-      list,
-      entry: e,
-      dest,
-      head: plan.head,
-      hasBasis: plan.useBasis,
-      redo,
-      iflags,
-      basisType: basis.type,
-      basisRel: basis.rel,
-      xname: basis.xname,
-      partialRel: basis.partialRel,
-      mode: basis.mode,
-      destMissing: basis.destMissing,
-    });
-    if (this.s.opts.dryRun) return;
-    writeSumHead(w, plan.head);
-    if (sums) writeBlockSums(w, sums);
+    builder.finish();
+  }
+
+  /**
+   * The request for a file: ndx, iflags (basis type, fuzzy name), the sum head and the block sums
+   * of the basis when the plan has them. What the sums hold is charged to the session's budget
+   * and the basis opened before anything is written: a refusal leaves no half-written request.
+   */
+  private async request(list: FileList, e: FileEntry, dest: string, basis: Basis, iflags: number, redo: boolean, plan: SumPlan): Promise<void> {
+    const { sandbox, ctx } = this.s;
+    const name = plan.withSums ? printable(this.s.fnameOf(e)) : '';
+    const held = plan.withSums ? BlockSumsBuilder.bytesFor(plan.head) : 0;
+    if (held > 0) ctx.budget.charge(held, `the block sums of ${name} (${plan.head.count} blocks)`);
+    let fd: number | null = null;
+    try {
+      if (plan.withSums) fd = sandbox.openRead(basis.rel!).fd;
+      const w = ctx.writer;
+      w.ndx(e.ndx);
+      if (this.s.protocol >= 29) {
+        w.u16(iflags);
+        if (iflags & ITEM.BASIS_TYPE_FOLLOWS) w.u8(basis.type);
+        if (iflags & ITEM.XNAME_FOLLOWS) w.vstring(Buffer.from(basis.xname ?? '', 'latin1'));
+      }
+      this.requests.add({
+        list,
+        entry: e,
+        dest,
+        head: plan.head,
+        hasBasis: plan.useBasis,
+        redo,
+        iflags,
+        basisType: basis.type,
+        basisRel: basis.rel,
+        xname: basis.xname,
+        partialRel: basis.partialRel,
+        mode: basis.mode,
+        destMissing: basis.destMissing,
+      });
+      if (this.s.opts.dryRun) return;
+      writeSumHead(w, plan.head);
+      if (fd !== null) await this.sendSums(fd, plan.head, name);
+    } finally {
+      if (fd !== null) sandbox.close(fd);
+      ctx.budget.release(held);
+    }
   }
 }

@@ -83,10 +83,10 @@ export class Generator {
     }
     await this.walkLists();
     w.flush();
-    await this.until(() => {
-      this.finishReadyLists();
-      return x.lists.phaseOneSent;
-    });
+    while (!x.lists.phaseOneSent) {
+      await this.until(() => this.listReadyToFinish());
+      await this.finishReadyLists();
+    }
     w.flush();
     await this.until(() => s.senderPhase >= 1);
     w.ndx(NDX_DONE); // G2: redo requests were already sent before each list's NDX_DONE
@@ -130,14 +130,14 @@ export class Generator {
     for (;;) {
       if (this.nextToProcess < lists.open.length) {
         await this.processList(lists.open[this.nextToProcess++]!);
-        this.finishReadyLists();
+        await this.finishReadyLists();
         continue;
       }
       if (lists.eof) break;
       this.s.ctx.writer.flush();
       const seen = lists.open.length;
       await this.until(() => lists.open.length > seen || lists.eof || this.listReadyToFinish());
-      this.finishReadyLists();
+      await this.finishReadyLists();
     }
   }
 
@@ -222,14 +222,14 @@ export class Generator {
    * is requested again (full-length sums) before the list's NDX_DONE. The NDX_DONE of the last
    * list, once no more lists can come, ends phase 1 (G1).
    */
-  private finishReadyLists(): void {
+  private async finishReadyLists(): Promise<void> {
     const w = this.s.ctx.writer;
     const lists = this.x.lists;
     while (lists.open.length > 0) {
       const l = lists.open[0]!;
       if (!l.processed || l.pending > 0) return;
       if (l.redo.length > 0) {
-        for (const e of l.redo.splice(0)) this.x.files.requestRedo(l, e);
+        for (const e of l.redo.splice(0)) await this.x.files.requestRedo(l, e);
         w.flush();
         return;
       }
