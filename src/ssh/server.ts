@@ -8,7 +8,6 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import ssh2, { type AuthContext, type Connection, type ServerChannel, type Session } from 'ssh2';
 import type { Logger } from 'pino';
 import type { SessionIO, SessionRequest, SessionResult } from '../engine/session.js';
-import { isRsyncServerArgv, splitShellWords } from '../policy/shellwords.js';
 import { logText } from '../printable.js';
 import type { Config } from '../config/load.js';
 import { parseListenAddress } from '../config/schema.js';
@@ -27,6 +26,7 @@ import { keyStillGranted } from '../ops/key-changes.js';
 import { roleOfArgv } from '../ops/sessions.js';
 import { createTenantRoot } from '../sandbox/root-dir.js';
 import { flushWritable, writeAll } from './channel-write.js';
+import { checkCommand, execSummary } from './exec-command.js';
 import { IdleMemoryRelease } from './idle-memory.js';
 import { EXIT_SERVER_BUSY, memoryInUse, memoryWatermark, SERVER_BUSY_MESSAGE } from './watermark.js';
 
@@ -468,7 +468,7 @@ export class RrsyncServer {
       void this.kickChannel(channel, reason, ac);
     };
     try {
-      const refusal = this.checkCommand(commandBytes);
+      const refusal = checkCommand(commandBytes);
       if (refusal === 'true') {
         result = { ...result, exitCode: 0 };
         record.argv = ['true'];
@@ -521,19 +521,8 @@ export class RrsyncServer {
       channel.exit(result.exitCode);
       channel.end();
     }
-    const summary = {
-      ...record,
-      keyComment: entry.comment,
-      role: result.role,
-      exitCode: kicked === undefined ? result.exitCode : EXIT_KICKED,
-      bytesIn: result.bytesIn,
-      bytesOut: result.bytesOut,
-      files: result.files,
-      deletions: result.deletions,
-      literalBytes: result.literalBytes,
-      matchedBytes: result.matchedBytes,
-      durationMs: Math.round(performance.now() - started),
-    };
+    const exitCode = kicked === undefined ? result.exitCode : EXIT_KICKED;
+    const summary = execSummary(record, entry.comment, result, exitCode, performance.now() - started);
     this.log.info(summary, 'exec');
     this.hooks.execEnded?.({ ...summary, refused: record.refused as string | undefined, kicked: kicked !== undefined });
     if (this.draining && conn.active.size === 0) {
@@ -542,19 +531,6 @@ export class RrsyncServer {
       else channel.once('close', () => this.endConnection(conn, 'shutdown'));
     } else this.armIdleTimer(conn);
     this.idleMemory.sessionEnded(counted);
-  }
-
-  /** 'true' for rrsync's `true` probe, an error message to refuse with, or the argv to run. */
-  private checkCommand(commandBytes: string): 'true' | string | { argv: string[] } {
-    if (commandBytes.trim() === 'true') return 'true';
-    let argv: string[];
-    try {
-      argv = splitShellWords(commandBytes);
-    } catch (err) {
-      return `command not allowed: ${(err as Error).message}`;
-    }
-    if (!isRsyncServerArgv(argv)) return `command not allowed: ${logText(commandBytes)}`;
-    return { argv };
   }
 
   /** One line on the client's stderr, the exit status, and the channel closed; the engine then sees its input end. */
