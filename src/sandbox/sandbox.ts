@@ -1,6 +1,6 @@
 /**
  * The sandbox: the only filesystem access of a session. Every path is root-relative (a byte
- * string) and is resolved component by component from a held root fd (resolve.ts): each
+ * string) and is resolved component by component from a held root fd (pinned-root.ts): each
  * directory is opened O_PATH|O_DIRECTORY|O_NOFOLLOW as `/proc/self/fd/<parentfd>/<name>`, so a
  * symlink anywhere in the parent chain fails the operation instead of being followed, also when
  * it is swapped in between check and use (CVE-2024-12087, CVE-2026-29518/43619). Leaf
@@ -21,7 +21,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { OpenFiles } from './open-files.js';
-import { PinnedRoot, type DirRef } from './resolve.js';
+import { PinnedRoot, type DirRef } from './pinned-root.js';
 import { SandboxError, hasCode, toSandboxError } from './errors.js';
 import { quoted } from '../printable.js';
 import { checkLinkTarget, checkName, joinParts, splitRel, tempNamePrefix } from './paths.js';

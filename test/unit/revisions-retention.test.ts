@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { scheduleRetention } from '../../src/revisions/retention.js';
 import { lockRoot } from '../../src/sandbox/lock.js';
-import { tmpDir } from './sandbox-helpers.js';
+import { countTurns, tmpDir } from './sandbox-helpers.js';
 
 const NAMES = ['2026-12-01T100000Z', '2026-12-02T100000Z', '2026-12-03T100000Z', '2026-12-04T100000Z'];
 
@@ -36,22 +36,19 @@ t.test('the grace timer removes old revisions and their manifests, with the root
   }
   symlinkSync(`revisions/${NAMES[3]}`, join(root, 'current'));
   const { log, records } = recordingLog();
-  let lockedDuring = 0;
-  let turns = 0;
-  let watching = true;
-  const watch = (): void => {
-    if (!watching) return;
-    turns++;
-    const probe = lockRoot(root);
-    if (probe) probe.release();
-    else lockedDuring++;
-    setImmediate(watch);
-  };
-  setImmediate(watch);
-  t.teardown(() => void (watching = false));
-  await scheduleRetention(root, { mode: 'publish', keep: 1 }, NAMES[3]!, log, 1);
-  t.ok(await until(() => records.filter((r) => r.event === 'revision.removed').length === 2), 'two revisions removed');
-  watching = false;
+  const removedBoth = (): boolean => records.filter((r) => r.event === 'revision.removed').length === 2;
+  // each turn of the event loop during the wait: is the root locked (by the retention run)?
+  const { turns, probed: lockedDuring } = await countTurns(
+    async () => {
+      await scheduleRetention(root, { mode: 'publish', keep: 1 }, NAMES[3]!, log, 1);
+      t.ok(await until(removedBoth), 'two revisions removed');
+    },
+    () => {
+      const probe = lockRoot(root);
+      probe?.release();
+      return probe === null;
+    },
+  );
   t.same(readdirSync(join(root, 'revisions')).sort(), [NAMES[2], `${NAMES[2]}.manifest.json`, NAMES[3], `${NAMES[3]}.manifest.json`]);
   t.ok(lockedDuring > 0, `the root was locked while other work ran (${lockedDuring} of ${turns} event-loop turns)`);
   const free = lockRoot(root);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { Sandbox } from '../../src/sandbox/sandbox.js';
 import { discardStaging, openStaging } from '../../src/revisions/staging.js';
-import { tmpDir } from './sandbox-helpers.js';
+import { countTurns, tmpDir } from './sandbox-helpers.js';
 
 const silent = pino({ level: 'silent' });
 const DIRS = 40;
@@ -19,26 +19,6 @@ function outsideTree(t: Parameters<typeof tmpDir>[0]): { dir: string; files: str
   fs.writeFileSync(path.join(dir, 'keep'), 'outside');
   fs.writeFileSync(path.join(dir, 'sub', 'keep2'), 'outside');
   return { dir, files: ['keep', 'sub/keep2'] };
-}
-
-/** Runs `work` while counting event-loop turns, and the turns in which `probe` was true. */
-async function countTurns(work: () => Promise<void>, probe: () => boolean): Promise<{ turns: number; probed: number }> {
-  let turns = 0;
-  let probed = 0;
-  let running = true;
-  const tick = (): void => {
-    if (!running) return;
-    turns++;
-    if (probe()) probed++;
-    setImmediate(tick);
-  };
-  setImmediate(tick);
-  try {
-    await work();
-  } finally {
-    running = false;
-  }
-  return { turns, probed };
 }
 
 function descriptorCount(): number {
@@ -103,7 +83,8 @@ for (const dirCacheSize of [64, 0]) {
     );
     t.notOk(fs.existsSync(path.join(root, 'yielding')), 'yielding: gone');
     t.ok(turns >= 1, 'it yielded');
-    t.ok(most - before <= dirCacheSize + 8, `descriptors held while removing ${depth} levels: ${most - before} more`);
+    // the directory cache, plus at most 16 open listings
+    t.ok(most - before <= dirCacheSize + 20, `descriptors held while removing ${depth} levels: ${most - before} more`);
     t.ok(descriptorCount() <= before + dirCacheSize, 'descriptors given back (the cache keeps at most its size)');
     for (const f of outside.files) t.equal(fs.readFileSync(path.join(outside.dir, f), 'utf8'), 'outside', `outside ${f} survives`);
   });
