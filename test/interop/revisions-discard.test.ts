@@ -57,7 +57,6 @@ t.test('a vetoed push: staging removed in turns, under the root lock', async (t)
   t.match(vetoed.stderr, /^rrsyncd: revision refused by verify hook: not today$/m);
   t.same(stagingLeft(root), [], 'the staging is gone when the client has its exit status');
   t.same(revisionNames(root), [], 'nothing published');
-  t.comment(`turns: ${discarding}`);
   t.ok(discarding >= 3, `the event loop ran ${discarding} times while the staging was removed`);
   t.equal(unlockedWithStaging, 0, 'the root lock was held until the staging was gone');
 
