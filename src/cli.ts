@@ -244,7 +244,7 @@ async function serve(args: string[]): Promise<number> {
   if (keys.errors.length) throw new ConfigError(keys.errors);
   for (const w of keys.warnings) log.warn({ problem: w }, 'authorized key skipped');
   if (keys.ring.size === 0) log.warn({ sources: keys.sources }, 'no usable keys: nobody can log in');
-  // before listening: nothing to serve meanwhile, and a push never meets a half-removed staging
+  // awaited before listening: no session starts while a stale staging is being removed
   await removeStaleStagingAtStart(keys.ring.all().flatMap((e) => (e.grant?.revisions ? [e.grant.root] : [])), log);
   const admins = buildAdminRing(config);
   if (admins.errors.length) throw new ConfigError(admins.errors);
