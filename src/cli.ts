@@ -244,7 +244,8 @@ async function serve(args: string[]): Promise<number> {
   if (keys.errors.length) throw new ConfigError(keys.errors);
   for (const w of keys.warnings) log.warn({ problem: w }, 'authorized key skipped');
   if (keys.ring.size === 0) log.warn({ sources: keys.sources }, 'no usable keys: nobody can log in');
-  removeStaleStagingAtStart(keys.ring.all().flatMap((e) => (e.grant?.revisions ? [e.grant.root] : [])), log);
+  // awaited before listening: no session starts while a stale staging is being removed
+  await removeStaleStagingAtStart(keys.ring.all().flatMap((e) => (e.grant?.revisions ? [e.grant.root] : [])), log);
   const admins = buildAdminRing(config);
   if (admins.errors.length) throw new ConfigError(admins.errors);
   for (const w of admins.warnings) log.warn({ problem: w }, 'admin key skipped');

@@ -158,7 +158,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       log.info({ protectedArgs: streamArgs.map((a) => Buffer.from(a, 'latin1').toString('utf8')) }, 'secluded args');
     }
     sandbox = openRoot(req.grant.root, opts.sender, log);
-    const revisions = withRevisions(req.grant) ? prepareRevisions(sandbox, req.grant, opts, log) : null;
+    const revisions = withRevisions(req.grant) ? await prepareRevisions(sandbox, req.grant, opts, log) : null;
     if (revisions) ({ opts, push } = revisions);
     const protocol = await exchangeVersions(reader, writer);
     reader.protocol = writer.protocol = protocol;
@@ -222,8 +222,9 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
     const left = await resources.end(() => sandbox?.openFileCount ?? 0);
     if (anyLeft(left)) log.warn({ leftovers: left }, 'session ended with resources still open (released now)');
     ctx?.gateway.end();
-    // the staging was removed behind the gateway: the ledger learns it from a background walk
-    if (push?.discardUnpublished() && ledger) void usageLedgers.reconcile(ledger).catch(() => undefined);
+    // the staging was removed behind the gateway: the ledger learns it from a background walk;
+    // the root lock is held until it is gone (the next push must not find it half removed)
+    if (push && (await push.discardUnpublished()) && ledger) void usageLedgers.reconcile(ledger).catch(() => undefined);
     sandbox?.close();
     lock?.release();
   }

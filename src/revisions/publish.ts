@@ -48,7 +48,7 @@ async function verify(req: PublishRequest, event: RevisionEvent): Promise<void> 
 }
 
 /** Moves the staged revision in, writes its manifest, switches the pointer; undone on failure. */
-function install(req: PublishRequest, manifest: Omit<Manifest, 'previous' | 'previousSha256' | 'end'>): Manifest {
+async function install(req: PublishRequest, manifest: Omit<Manifest, 'previous' | 'previousSha256' | 'end'>): Promise<Manifest> {
   const { sandbox, staged } = req;
   sandbox.rename(staged.stagingRel, staged.publishedRel);
   sandbox.dropDirCache();
@@ -59,7 +59,7 @@ function install(req: PublishRequest, manifest: Omit<Manifest, 'previous' | 'pre
     return full;
   } catch (err) {
     try {
-      sandbox.removeTree(staged.publishedRel);
+      await sandbox.removeTreeYielding(staged.publishedRel);
       const manifest = `${staged.publishedRel}${MANIFEST_SUFFIX}`;
       if (sandbox.lstat(manifest)) sandbox.unlink(manifest);
     } catch (undo) {
@@ -100,7 +100,7 @@ export async function publishRevision(req: PublishRequest): Promise<RevisionEven
   await verify(req, event);
   let manifest: Manifest;
   try {
-    manifest = install(req, {
+    manifest = await install(req, {
       version: 1,
       mode: staged.mode,
       revision: staged.name,
@@ -124,7 +124,7 @@ export async function publishRevision(req: PublishRequest): Promise<RevisionEven
   }
   if (staged.mode === 'publish') {
     try {
-      scheduleRetention(req.root, req.config, staged.name, req.log, undefined, sandbox);
+      await scheduleRetention(req.root, req.config, staged.name, req.log, undefined, sandbox);
     } catch (err) {
       req.log.error({ err: (err as Error).message }, 'removing old revisions failed');
     }

@@ -8,7 +8,7 @@
 import { usageLedgers } from '../usage/registry.js';
 import type { Logger } from 'pino';
 import { Sandbox, SandboxError } from '../sandbox/sandbox.js';
-import { lockRoot } from '../sandbox/lock.js';
+import { lockRoot, type RootLock } from '../sandbox/lock.js';
 import { MANIFEST_SUFFIX, revisionsDir, sortRevisionNames, type RevisionsConfig } from './layout.js';
 import { currentRevision } from './pointer.js';
 
@@ -32,7 +32,7 @@ export function revisionsToRemove(names: readonly string[], published: string, c
 }
 
 /** Removes what revisionsToRemove names now; manifests only as a prefix, so the chain stays whole. */
-function removeOldRevisions(sandbox: Sandbox, cfg: RevisionsConfig, published: string, log: Logger): string[] {
+async function removeOldRevisions(sandbox: Sandbox, cfg: RevisionsConfig, published: string, log: Logger): Promise<string[]> {
   const dir = revisionsDir(cfg.mode);
   const entries = sandbox.readdir(dir);
   const names = entries.filter((n) => !n.endsWith(MANIFEST_SUFFIX));
@@ -40,7 +40,7 @@ function removeOldRevisions(sandbox: Sandbox, cfg: RevisionsConfig, published: s
   const remove = revisionsToRemove(names, published, current, cfg.keep ?? DEFAULT_KEEP);
   const gone = new Set(remove);
   for (const name of remove) {
-    sandbox.removeTree(`${dir}/${name}`);
+    await sandbox.removeTreeYielding(`${dir}/${name}`);
     log.info({ event: 'revision.removed', revision: name }, 'old revision removed');
   }
   const manifests = sortRevisionNames(entries.filter((n) => n.endsWith(MANIFEST_SUFFIX)).map((n) => n.slice(0, -MANIFEST_SUFFIX.length)));
@@ -51,41 +51,51 @@ function removeOldRevisions(sandbox: Sandbox, cfg: RevisionsConfig, published: s
   return remove;
 }
 
-function runRetention(root: string, cfg: RevisionsConfig, published: string, log: Logger): void {
-  const lock = lockRoot(root);
-  if (!lock) {
-    scheduleRetention(root, cfg, published, log, BUSY_RETRY_MS);
-    return;
-  }
+/** A timer's run: takes the root lock (or tries again later) and removes; never rejects. */
+async function runRetention(root: string, cfg: RevisionsConfig, published: string, log: Logger): Promise<void> {
+  let lock: RootLock | null = null;
   let sandbox: Sandbox | undefined;
   try {
+    lock = lockRoot(root);
+    if (!lock) {
+      void scheduleRetention(root, cfg, published, log, BUSY_RETRY_MS);
+      return;
+    }
     sandbox = Sandbox.open(root);
-    const removed = removeOldRevisions(sandbox, cfg, published, log);
+    const removed = await removeOldRevisions(sandbox, cfg, published, log);
     const ledger = removed.length ? usageLedgers.peek(root) : undefined;
     if (ledger) void usageLedgers.reconcile(ledger).catch(() => undefined);
   } catch (err) {
     log.error({ err: err instanceof SandboxError ? err.message : String(err) }, 'removing old revisions failed');
   } finally {
     sandbox?.close();
-    lock.release();
+    lock?.release();
   }
 }
 
 /**
  * Schedules the removal of old revisions of a publish-mode root (replacing a pending one for
- * the same root). `graceSeconds: 0` removes them at once; the caller then holds the root lock.
+ * the same root). `graceSeconds: 0` removes them at once (settling when they are gone); the
+ * caller then holds the root lock.
  */
-export function scheduleRetention(root: string, cfg: RevisionsConfig, published: string, log: Logger, delayMs?: number, sandbox?: Sandbox): void {
+export async function scheduleRetention(
+  root: string,
+  cfg: RevisionsConfig,
+  published: string,
+  log: Logger,
+  delayMs?: number,
+  sandbox?: Sandbox,
+): Promise<void> {
   clearTimeout(timers.get(root));
   timers.delete(root);
   const ms = delayMs ?? (cfg.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;
   if (ms === 0 && sandbox) {
-    removeOldRevisions(sandbox, cfg, published, log);
+    await removeOldRevisions(sandbox, cfg, published, log);
     return;
   }
   const timer = setTimeout(() => {
     timers.delete(root);
-    runRetention(root, cfg, published, log);
+    void runRetention(root, cfg, published, log);
   }, ms);
   timer.unref();
   timers.set(root, timer);

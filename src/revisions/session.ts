@@ -77,22 +77,25 @@ export class RevisionPush {
     }
   }
 
-  /** Removes the staging unless it was published (a failed, killed or vetoed push); true when it did. */
-  discardUnpublished(): boolean {
+  /**
+   * Removes the staging unless it was published (a failed, killed or vetoed push); true when it
+   * did. The caller holds the root lock until this settles; it never rejects.
+   */
+  async discardUnpublished(): Promise<boolean> {
     if (this.settled) return false;
     this.settled = true;
-    discardStaging(this.sandbox, this.staged, this.log);
+    await discardStaging(this.sandbox, this.staged, this.log);
     return true;
   }
 }
 
 /** Rewrites and guards a session on a revisions root (the caller holds the root lock for a push). */
-export function prepareRevisions(
+export async function prepareRevisions(
   sandbox: Sandbox,
   grant: Grant & { revisions: RevisionsConfig },
   opts: ServerOptions,
   log: Logger,
-): PreparedRevisions {
+): Promise<PreparedRevisions> {
   const mode = grant.revisions.mode;
   if (opts.sender) {
     return { opts: revisionPullOptions(opts, grant, mode), guards: [readOnlyGuard()], hiddenPath: STAGING_DIR, push: null };
@@ -100,7 +103,7 @@ export function prepareRevisions(
   const start = new Date();
   let staged: StagedRevision;
   try {
-    removeStaleStaging(sandbox, log);
+    await removeStaleStaging(sandbox, log);
     staged = openStaging(sandbox, mode, start, log);
   } catch (err) {
     if (!(err instanceof SandboxError)) throw err;
@@ -113,7 +116,7 @@ export function prepareRevisions(
     log.info({ revision: staged.name, basis: staged.previousName, mode }, 'building revision');
     return { opts: rewritten, guards: [revisionGuard(staged.stagingRel, staged.previousRel)], hiddenPath: STAGING_DIR, push };
   } catch (err) {
-    push.discardUnpublished();
+    await push.discardUnpublished();
     throw err;
   }
 }

@@ -41,10 +41,13 @@ export function openStaging(sandbox: Sandbox, mode: RevisionMode, now: Date, log
   };
 }
 
-/** Removes a staging directory (a push that failed, was cut off or vetoed). */
-export function discardStaging(sandbox: Sandbox, staged: StagedRevision, log: Logger): void {
+/**
+ * Removes a staging directory (a push that failed, was cut off or vetoed), letting other
+ * sessions run meanwhile; never rejects (a failure is logged).
+ */
+export async function discardStaging(sandbox: Sandbox, staged: StagedRevision, log: Logger): Promise<void> {
   try {
-    sandbox.removeTree(staged.stagingRel);
+    await sandbox.removeTreeYielding(staged.stagingRel);
     log.info({ event: 'revision.discarded', revision: staged.name }, 'revision discarded');
   } catch (err) {
     log.error({ revision: staged.name, err: (err as Error).message }, 'could not remove the staging of a discarded revision');
@@ -55,7 +58,7 @@ export function discardStaging(sandbox: Sandbox, staged: StagedRevision, log: Lo
  * Removes whatever a crashed push left in the staging place. Called with the root lock held
  * (before a push) and at server start; returns the names removed.
  */
-export function removeStaleStaging(sandbox: Sandbox, log: Logger): string[] {
+export async function removeStaleStaging(sandbox: Sandbox, log: Logger): Promise<string[]> {
   let names: string[];
   try {
     names = sandbox.readdir(STAGING_DIR);
@@ -64,14 +67,17 @@ export function removeStaleStaging(sandbox: Sandbox, log: Logger): string[] {
     throw err;
   }
   for (const name of names) {
-    sandbox.removeTree(`${STAGING_DIR}/${name}`);
+    await sandbox.removeTreeYielding(`${STAGING_DIR}/${name}`);
     log.warn({ event: 'revision.discarded', revision: name, stale: true }, 'stale revision staging removed');
   }
   return names;
 }
 
-/** At server start: the staging places of every revisions root (missing or busy roots skipped). */
-export function removeStaleStagingAtStart(roots: readonly string[], log: Logger): void {
+/**
+ * At server start: the staging places of every revisions root (missing or busy roots skipped),
+ * each removed with the root lock held. Never rejects.
+ */
+export async function removeStaleStagingAtStart(roots: readonly string[], log: Logger): Promise<void> {
   for (const root of new Set(roots)) {
     let lock;
     let sandbox: Sandbox | undefined;
@@ -79,7 +85,7 @@ export function removeStaleStagingAtStart(roots: readonly string[], log: Logger)
       lock = lockRoot(root);
       if (!lock) continue;
       sandbox = Sandbox.open(root);
-      removeStaleStaging(sandbox, log.child({ root }));
+      await removeStaleStaging(sandbox, log.child({ root }));
     } catch (err) {
       if (!(err instanceof SandboxError && err.code === 'ENOENT') && (err as NodeJS.ErrnoException).code !== 'ENOENT') {
         log.warn({ root, err: (err as Error).message }, 'could not clean the staging place of a revisions root');

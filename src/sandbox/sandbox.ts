@@ -1,10 +1,10 @@
 /**
  * The sandbox: the only filesystem access of a session. Every path is root-relative (a byte
- * string) and is resolved component by component from a held root fd: each directory is opened
- * O_PATH|O_DIRECTORY|O_NOFOLLOW as `/proc/self/fd/<parentfd>/<name>`, so a symlink anywhere in
- * the parent chain fails the operation instead of being followed, also when it is swapped in
- * between check and use (CVE-2024-12087, CVE-2026-29518/43619). Leaf operations are done
- * relative to the pinned parent with no-follow semantics.
+ * string) and is resolved component by component from a held root fd (pinned-root.ts): each
+ * directory is opened O_PATH|O_DIRECTORY|O_NOFOLLOW as `/proc/self/fd/<parentfd>/<name>`, so a
+ * symlink anywhere in the parent chain fails the operation instead of being followed, also when
+ * it is swapped in between check and use (CVE-2024-12087, CVE-2026-29518/43619). Leaf
+ * operations are done relative to the pinned parent with no-follow semantics.
  */
 import {
   type BigIntStats,
@@ -21,7 +21,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { OpenFiles } from './open-files.js';
-import { DirCache, type DirRef } from './dircache.js';
+import { PinnedRoot, type DirRef } from './pinned-root.js';
 import { SandboxError, hasCode, toSandboxError } from './errors.js';
 import { quoted } from '../printable.js';
 import { checkLinkTarget, checkName, joinParts, splitRel, tempNamePrefix } from './paths.js';
@@ -29,10 +29,9 @@ import { createSpecialAt, splitRdev } from './special.js';
 import { type EntryStat, statFd, typeOfMode } from './stat.js';
 import { nativeBinding } from './native.js';
 import { setAttrsOnFd, setAttrsOnPinned, setSymlinkAttrs, type Attrs } from './attrs.js';
-import { removeEntryAt } from './tree.js';
+import { removeTree, removeTreeYielding } from './remove-tree.js';
 import { punchHoleOnFd } from './punch-hole.js';
 import {
-  DIR_FLAGS,
   O_PATH,
   linkAt,
   linkFdAt,
@@ -50,16 +49,7 @@ import {
 
 export { SandboxError } from './errors.js';
 export type { EntryStat, EntryType } from './stat.js';
-;
-export {
-  isUnsafeSymlink,
-  mungeSymlink,
-  unmungeSymlink,
-  
-  
-  
-  
-} from './paths.js';
+export { isUnsafeSymlink, mungeSymlink, unmungeSymlink } from './paths.js';
 
 export interface SandboxOptions {
   /** Directory fds kept open (LRU). 0 disables the cache. Default 64. */
@@ -94,20 +84,19 @@ function randomSuffix(): string {
 }
 
 export class Sandbox {
-  private readonly cache: DirCache;
+  private readonly root: PinnedRoot;
   private readonly exactTimes: boolean;
   private noatimeAllowed = O_NOATIME !== 0;
   /** Cleared when the filesystem refuses O_TMPFILE (and never set without the native linkat). */
   private anonymousFiles = nativeBinding?.linkfd !== undefined;
-  private closed = false;
   private readonly files = new OpenFiles();
 
   private constructor(
     readonly rootPath: string,
-    private readonly rootFd: number,
+    rootFd: number,
     opts: SandboxOptions,
   ) {
-    this.cache = new DirCache(opts.dirCacheSize ?? 64);
+    this.root = new PinnedRoot(rootFd, opts.dirCacheSize ?? 64);
     this.exactTimes = opts.exactTimes ?? false;
   }
 
@@ -130,29 +119,29 @@ export class Sandbox {
 
   /** Forgets all cached directory fds (e.g. after something outside the sandbox moved dirs). */
   dropDirCache(): void {
-    this.cache.clear();
+    this.root.dropCache();
   }
 
   // ---------------------------------------------------------------- lookups
 
   lstat(rel: string): EntryStat | null {
     const parts = splitRel(rel);
-    if (parts.length === 0) return this.guard('lstat', rel, () => statFd(this.rootFd));
+    if (parts.length === 0) return this.root.guard('lstat', rel, () => statFd(this.root.fd));
     let parent: DirRef;
     try {
-      parent = this.dir(parts.slice(0, -1), rel);
+      parent = this.root.dir(parts.slice(0, -1), rel);
     } catch (err) {
       if (hasCode(err, 'ENOENT', 'ENOTDIR')) return null;
       throw err;
     }
-    return this.guard('lstat', rel, () => {
+    return this.root.guard('lstat', rel, () => {
       try {
         return lstatAt(parent.fd, parts[parts.length - 1]);
       } catch (err) {
         if (hasCode(err, 'ENOTDIR')) return null;
         throw err;
       } finally {
-        this.cache.release(parent);
+        this.root.release(parent);
       }
     });
   }
@@ -165,29 +154,29 @@ export class Sandbox {
   lstatChildren(relDir: string, names: readonly string[]): Array<EntryStat | null | SandboxError> {
     const parts = splitRel(relDir);
     for (const name of names) checkName(name, relDir);
-    const ref = this.dir(parts, relDir);
+    const ref = this.root.dir(parts, relDir);
     try {
       return lstatManyAt(ref.fd, names).map((r, i) =>
         typeof r === 'string' ? new SandboxError(r, joinParts([...parts, names[i]]), `lstat ${quoted(joinParts([...parts, names[i]]))} failed: ${r}`) : r,
       );
     } finally {
-      this.cache.release(ref);
+      this.root.release(ref);
     }
   }
 
   readdir(relDir: string): string[] {
-    const ref = this.dir(splitRel(relDir), relDir);
-    return this.guard('readdir', relDir, () => {
+    const ref = this.root.dir(splitRel(relDir), relDir);
+    return this.root.guard('readdir', relDir, () => {
       try {
         return readdirAt(ref.fd);
       } finally {
-        this.cache.release(ref);
+        this.root.release(ref);
       }
     });
   }
 
   readlink(rel: string): string {
-    return this.atLeaf('readlink', rel, (dirFd, leaf) =>
+    return this.root.atLeaf('readlink', rel, (dirFd, leaf) =>
       readlinkSync(procPath(dirFd, leaf), { encoding: 'buffer' }).toString('latin1'),
     );
   }
@@ -233,7 +222,7 @@ export class Sandbox {
   createAnonymous(relDir: string, mode = 0o600): number | null {
     if (!this.anonymousFiles) return null;
     const parts = splitRel(relDir);
-    const ref = this.dir(parts, relDir);
+    const ref = this.root.dir(parts, relDir);
     try {
       return this.files.add(openAt(ref.fd, '.', O_TMPFILE | O_RDWR, mode & 0o7777));
     } catch (err) {
@@ -243,19 +232,19 @@ export class Sandbox {
       }
       throw toSandboxError(err, 'createTemp', relDir);
     } finally {
-      this.cache.release(ref);
+      this.root.release(ref);
     }
   }
 
   /** Gives the anonymous file `fd` the name toRel, unless that name exists (then false). */
   linkAnonymous(fd: number, toRel: string): boolean {
-    return this.atLeaf('link', toRel, (dirFd, leaf) => linkFdAt(fd, dirFd, leaf));
+    return this.root.atLeaf('link', toRel, (dirFd, leaf) => linkFdAt(fd, dirFd, leaf));
   }
 
   /** Gives the anonymous file `fd` a fresh temp name in relDir, as createTemp would make it. */
   nameAnonymous(fd: number, relDir: string, baseName: string, opts: { noLeadingDot?: boolean } = {}): string {
     return this.withTempName(relDir, baseName, opts, (dirFd, name, rel) =>
-      this.guard('link', rel, () => linkFdAt(fd, dirFd, name)) ? rel : null,
+      this.root.guard('link', rel, () => linkFdAt(fd, dirFd, name)) ? rel : null,
     );
   }
 
@@ -269,7 +258,7 @@ export class Sandbox {
     const parts = splitRel(relDir);
     checkName(baseName, relDir);
     const prefix = tempNamePrefix(baseName, opts.noLeadingDot ?? false);
-    const ref = this.dir(parts, relDir);
+    const ref = this.root.dir(parts, relDir);
     try {
       for (let i = 0; i < TEMP_ATTEMPTS; i++) {
         const name = `${prefix}.${randomSuffix()}`;
@@ -278,17 +267,17 @@ export class Sandbox {
       }
       throw new SandboxError('EEXIST', relDir, `no unique temp name for ${quoted(baseName)} in ${quoted(relDir)}`);
     } finally {
-      this.cache.release(ref);
+      this.root.release(ref);
     }
   }
 
   read(fd: number, buf: Buffer, offset: number, length: number, position: number): number {
-    return this.guard('read', fdLabel(fd), () => readSync(fd, buf, offset, length, position));
+    return this.root.guard('read', fdLabel(fd), () => readSync(fd, buf, offset, length, position));
   }
 
   /** Writes all `length` bytes (looping over short writes); position null = current offset. */
   write(fd: number, buf: Buffer, offset: number, length: number, position: number | null): void {
-    this.guard('write', fdLabel(fd), () => {
+    this.root.guard('write', fdLabel(fd), () => {
       let done = 0;
       while (done < length) {
         const pos = position === null ? null : position + done;
@@ -300,11 +289,11 @@ export class Sandbox {
   }
 
   truncate(fd: number, len: number): void {
-    this.guard('truncate', fdLabel(fd), () => ftruncateSync(fd, len));
+    this.root.guard('truncate', fdLabel(fd), () => ftruncateSync(fd, len));
   }
 
   fsync(fd: number): void {
-    this.guard('fsync', fdLabel(fd), () => fsyncSync(fd));
+    this.root.guard('fsync', fdLabel(fd), () => fsyncSync(fd));
   }
 
   /** close(fd): a file fd (no-op once the sandbox closed it); close(): root, dir and file fds. */
@@ -315,8 +304,8 @@ export class Sandbox {
       this.closeSandbox();
       return;
     }
-    if (!this.files.forget(fd) && this.closed) return;
-    this.guard('close', fdLabel(fd), () => closeSync(fd));
+    if (!this.files.forget(fd) && this.root.closed) return;
+    this.root.guard('close', fdLabel(fd), () => closeSync(fd));
   }
 
   /** File fds handed out and still open (close() closes them). */
@@ -329,7 +318,7 @@ export class Sandbox {
    * rename just unlinked): the event loop does not wait for the kernel to free its blocks.
    */
   closeInBackground(fd: number): void {
-    if (!this.files.forget(fd) && this.closed) return;
+    if (!this.files.forget(fd) && this.root.closed) return;
     closeCallback(fd, () => undefined);
   }
 
@@ -344,11 +333,11 @@ export class Sandbox {
 
   /** Deallocates [offset, offset + length) of a file open for writing (see punch-hole.ts). */
   punchHole(fd: number, offset: number, length: number): void {
-    this.guard('punchHole', fdLabel(fd), () => punchHoleOnFd(fd, offset, length, fdLabel(fd)));
+    this.root.guard('punchHole', fdLabel(fd), () => punchHoleOnFd(fd, offset, length, fdLabel(fd)));
   }
 
   fstat(fd: number): EntryStat {
-    return this.guard('fstat', fdLabel(fd), () => statFd(fd));
+    return this.root.guard('fstat', fdLabel(fd), () => statFd(fd));
   }
 
   // ---------------------------------------------------------------- metadata
@@ -356,7 +345,7 @@ export class Sandbox {
   /** Owner, then mode, then times on an open file (chown first: it clears set-id bits). */
   fsetAttrs(fd: number, attrs: Attrs): void {
     const label = fdLabel(fd);
-    this.guard('fsetAttrs', label, () => setAttrsOnFd(fd, attrs, label, this.exactTimes));
+    this.root.guard('fsetAttrs', label, () => setAttrsOnFd(fd, attrs, label, this.exactTimes));
   }
 
   /**
@@ -366,10 +355,10 @@ export class Sandbox {
   setAttrs(rel: string, attrs: Attrs, opts: { isSymlink?: boolean } = {}): void {
     const parts = splitRel(rel);
     if (parts.length === 0) {
-      this.guard('setAttrs', rel, () => setAttrsOnPinned(this.rootFd, attrs, rel, this.exactTimes));
+      this.root.guard('setAttrs', rel, () => setAttrsOnPinned(this.root.fd, attrs, rel, this.exactTimes));
       return;
     }
-    this.atLeaf('setAttrs', rel, (dirFd, leaf) => {
+    this.root.atLeaf('setAttrs', rel, (dirFd, leaf) => {
       const leafFd = openSync(procPath(dirFd, leaf), O_PATH | O_NOFOLLOW);
       try {
         const mode = Number((fstatSync(leafFd, { bigint: true }) as BigIntStats).mode);
@@ -390,192 +379,83 @@ export class Sandbox {
   // ---------------------------------------------------------------- namespace changes
 
   mkdir(rel: string, mode: number): void {
-    this.atLeaf('mkdir', rel, (dirFd, leaf) => mkdirAt(dirFd, leaf, mode & 0o7777));
+    this.root.atLeaf('mkdir', rel, (dirFd, leaf) => mkdirAt(dirFd, leaf, mode & 0o7777));
   }
 
   /** Creates every missing component (no-follow; an existing symlink component is an error). */
   mkdirp(rel: string, mode: number): void {
     const parts = splitRel(rel);
-    this.cache.release(this.dir(parts, rel, mode & 0o7777));
+    this.root.release(this.root.dir(parts, rel, mode & 0o7777));
   }
 
   /** rename(2) with both parents pinned; atomically replaces toRel. */
   rename(fromRel: string, toRel: string): void {
-    const [from, to] = this.atTwoLeaves('rename', fromRel, toRel, (fromDir, fromLeaf, toDir, toLeaf) =>
+    const [from, to] = this.root.atTwoLeaves('rename', fromRel, toRel, (fromDir, fromLeaf, toDir, toLeaf) =>
       renameAt(fromDir, fromLeaf, toDir, toLeaf),
     );
     // whichever of the two was a directory is now elsewhere (or gone)
-    this.cache.invalidate(joinParts(from));
-    this.cache.invalidate(joinParts(to));
+    this.root.invalidate(from);
+    this.root.invalidate(to);
   }
 
   unlink(rel: string): void {
-    this.atLeaf('unlink', rel, (dirFd, leaf) => unlinkAt(dirFd, leaf));
+    this.root.atLeaf('unlink', rel, (dirFd, leaf) => unlinkAt(dirFd, leaf));
   }
 
   rmdir(rel: string): void {
-    this.cache.invalidate(joinParts(splitRel(rel)));
-    this.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirAt(dirFd, leaf));
+    this.root.invalidate(splitRel(rel));
+    this.root.atLeaf('rmdir', rel, (dirFd, leaf) => rmdirAt(dirFd, leaf));
   }
 
   /** rm -rf without following symlinks; a missing path is not an error. */
   removeTree(rel: string): void {
-    const parts = splitRel(rel);
-    if (parts.length === 0) throw new SandboxError('EINVAL', rel, 'refusing to remove the root');
-    this.cache.invalidate(joinParts(parts));
-    if (this.lstat(rel) === null) return;
-    this.atLeaf('removeTree', rel, (dirFd, leaf) => removeEntryAt(dirFd, leaf, rel));
+    removeTree(this.root, rel);
+  }
+
+  /** removeTree, letting the event loop run every few hundred operations (for big trees). */
+  removeTreeYielding(rel: string): Promise<void> {
+    return removeTreeYielding(this.root, rel);
   }
 
   symlink(target: string, rel: string): void {
     checkLinkTarget(target, rel);
-    this.atLeaf('symlink', rel, (dirFd, leaf) => symlinkAt(target, dirFd, leaf));
+    this.root.atLeaf('symlink', rel, (dirFd, leaf) => symlinkAt(target, dirFd, leaf));
   }
 
   /** Hard link; link(2) does not follow a symlink `existingRel` (links the symlink itself). */
   link(existingRel: string, newRel: string): void {
-    this.atTwoLeaves('link', existingRel, newRel, (fromDir, fromLeaf, toDir, toLeaf) =>
+    this.root.atTwoLeaves('link', existingRel, newRel, (fromDir, fromLeaf, toDir, toLeaf) =>
       linkAt(fromDir, fromLeaf, toDir, toLeaf),
     );
   }
 
   mkfifo(rel: string, mode: number): void {
-    this.atLeaf('mkfifo', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mkfifo', ['-m', (mode & 0o7777).toString(8)]));
+    this.root.atLeaf('mkfifo', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mkfifo', ['-m', (mode & 0o7777).toString(8)]));
   }
 
   /** Device or fifo from a full st_mode (S_IFCHR/S_IFBLK/S_IFIFO); sockets are ENOTSUP. */
   mknod(rel: string, mode: number, rdev: number): void {
     const type = typeOfMode(mode);
     const perm = ['-m', (mode & 0o7777).toString(8)];
-    if (type === 'fifo') return this.atLeaf('mkfifo', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mkfifo', perm));
+    if (type === 'fifo') return this.root.atLeaf('mkfifo', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mkfifo', perm));
     if (type !== 'chr' && type !== 'blk') {
       throw new SandboxError('ENOTSUP', rel, `mknod ${quoted(rel)}: cannot create a ${type}`);
     }
     const { major, minor } = splitRdev(rdev);
     const node = [type === 'chr' ? 'c' : 'b', String(major), String(minor)];
-    this.atLeaf('mknod', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mknod', perm, node));
+    this.root.atLeaf('mknod', rel, (dirFd, leaf) => createSpecialAt(dirFd, leaf, rel, 'mknod', perm, node));
   }
 
   // ---------------------------------------------------------------- internals
 
   private closeSandbox(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.root.closed) return;
     this.files.closeAll();
-    this.cache.clear();
-    closeSync(this.rootFd);
-  }
-
-  private guard<T>(op: string, rel: string, fn: () => T): T {
-    if (this.closed) throw new SandboxError('EBADF', rel, `${op} ${quoted(rel)}: sandbox is closed`);
-    try {
-      return fn();
-    } catch (err) {
-      throw toSandboxError(err, op, rel);
-    }
-  }
-
-  /**
-   * Resolves the directory made of `parts` to a pinned fd (on loan from the cache). With
-   * createMode, missing components are created with that mode.
-   */
-  private dir(parts: readonly string[], rel: string, createMode?: number): DirRef {
-    if (this.closed) throw new SandboxError('EBADF', rel, `${quoted(rel)}: sandbox is closed`);
-    if (parts.length === 0) return { fd: this.rootFd, key: '' };
-    const exact = this.cache.acquire(joinParts(parts));
-    if (exact !== null) return exact;
-    let depth = parts.length - 1;
-    let ref: DirRef = { fd: this.rootFd, key: '' };
-    for (; depth > 0; depth--) {
-      const hit = this.cache.acquire(joinParts(parts.slice(0, depth)));
-      if (hit !== null) {
-        ref = hit;
-        break;
-      }
-    }
-    for (; depth < parts.length; depth++) {
-      let fd: number;
-      try {
-        fd = this.openDirAt(ref.fd, parts, depth, rel, createMode);
-      } catch (err) {
-        this.cache.release(ref);
-        throw err;
-      }
-      const next = this.cache.adopt(joinParts(parts.slice(0, depth + 1)), fd);
-      this.cache.release(ref);
-      ref = next;
-    }
-    return ref;
-  }
-
-  private openDirAt(parentFd: number, parts: readonly string[], depth: number, rel: string, createMode?: number): number {
-    try {
-      return openAt(parentFd, parts[depth], DIR_FLAGS);
-    } catch (err) {
-      if (createMode !== undefined && hasCode(err, 'ENOENT')) {
-        try {
-          mkdirAt(parentFd, parts[depth], createMode);
-        } catch (mkErr) {
-          if (!hasCode(mkErr, 'EEXIST')) throw toSandboxError(mkErr, 'mkdir', joinParts(parts.slice(0, depth + 1)));
-        }
-        return this.openDirAt(parentFd, parts, depth, rel);
-      }
-      if (hasCode(err, 'ENOTDIR', 'ELOOP')) throw this.notADirectory(parentFd, parts, depth, rel);
-      throw toSandboxError(err, 'resolve', rel);
-    }
-  }
-
-  /** Explains why a component could not be opened as a directory (for the message only). */
-  private notADirectory(parentFd: number, parts: readonly string[], depth: number, rel: string): SandboxError {
-    const component = quoted(joinParts(parts.slice(0, depth + 1)));
-    let isLink = false;
-    try {
-      isLink = lstatSync(procPath(parentFd, parts[depth])).isSymbolicLink();
-    } catch {
-      // vanished again; report it as not-a-directory
-    }
-    return isLink
-      ? new SandboxError('ELOOP', rel, `path component ${component} of ${quoted(rel)} is a symlink`)
-      : new SandboxError('ENOTDIR', rel, `path component ${component} of ${quoted(rel)} is not a directory`);
-  }
-
-  /** Runs fn(parentFd, leafName) with the parent pinned; the root itself is not a leaf. */
-  private atLeaf<T>(op: string, rel: string, fn: (dirFd: number, leaf: string) => T): T {
-    const parts = splitRel(rel);
-    if (parts.length === 0) throw new SandboxError('EINVAL', rel, `${op}: the root has no name`);
-    const ref = this.dir(parts.slice(0, -1), rel);
-    try {
-      return this.guard(op, rel, () => fn(ref.fd, parts[parts.length - 1]));
-    } finally {
-      this.cache.release(ref);
-    }
-  }
-
-  private atTwoLeaves(
-    op: string,
-    fromRel: string,
-    toRel: string,
-    fn: (fromDir: number, fromLeaf: string, toDir: number, toLeaf: string) => void,
-  ): [string[], string[]] {
-    const from = splitRel(fromRel);
-    const to = splitRel(toRel);
-    if (from.length === 0 || to.length === 0) throw new SandboxError('EINVAL', fromRel, `${op}: the root has no name`);
-    const fromRef = this.dir(from.slice(0, -1), fromRel);
-    try {
-      const toRef = this.dir(to.slice(0, -1), toRel);
-      try {
-        this.guard(op, `${fromRel} -> ${toRel}`, () => fn(fromRef.fd, from[from.length - 1], toRef.fd, to[to.length - 1]));
-      } finally {
-        this.cache.release(toRef);
-      }
-    } finally {
-      this.cache.release(fromRef);
-    }
-    return [from, to];
+    this.root.close();
   }
 
   private openRegular(op: string, rel: string, flags: number, noatime: boolean): OpenFile {
-    return this.atLeaf(op, rel, (dirFd, leaf) => {
+    return this.root.atLeaf(op, rel, (dirFd, leaf) => {
       const pathFd = openAt(dirFd, leaf, O_PATH | O_NOFOLLOW);
       try {
         const type = typeOfMode(Number((fstatSync(pathFd, { bigint: true }) as BigIntStats).mode));

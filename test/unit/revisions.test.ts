@@ -90,7 +90,7 @@ t.test('staging names, stale staging, the pointer, and the manifest chain', asyn
   t.equal(a.name, '2026-12-07T101500Z');
   t.equal(b.name, '2026-12-07T101500Z-2', 'unique against the staging place');
   t.equal(a.previousRel, null);
-  t.same(removeStaleStaging(sandbox, silent).sort(), [a.name, b.name]);
+  t.same((await removeStaleStaging(sandbox, silent)).sort(), [a.name, b.name]);
   t.notOk(existsSync(join(root, '.rrsyncd-staging', a.name)));
 
   mkdirSync(join(root, 'snapshots/2026-12-07T101500Z'));

@@ -13,3 +13,23 @@ export function tmpDir(t: { teardown(fn: () => void): void }, prefix = 'sbx-'): 
 export function abs(root: string, rel: string): Buffer {
   return Buffer.concat([Buffer.from(root + '/'), Buffer.from(rel, 'latin1')]);
 }
+
+/** Runs `work` while counting event-loop turns, and the turns in which `probe` was true. */
+export async function countTurns(work: () => Promise<void>, probe: () => boolean): Promise<{ turns: number; probed: number }> {
+  let turns = 0;
+  let probed = 0;
+  let running = true;
+  const tick = (): void => {
+    if (!running) return;
+    turns++;
+    if (probe()) probed++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  try {
+    await work();
+  } finally {
+    running = false;
+  }
+  return { turns, probed };
+}
