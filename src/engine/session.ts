@@ -185,7 +185,7 @@ export async function runRsyncSession(io: SessionIO, req: SessionRequest): Promi
       opts,
       grant: req.grant,
       sandbox,
-      gateway: openGateway(sandbox, req.grant, log, { ledger, extra: req.changePolicies, guards: revisions?.guards }),
+      gateway: openGateway(sandbox, req.grant, log, { ledger, keepsBackups: opts.backup, extra: req.changePolicies, guards: revisions?.guards }),
       reader,
       writer,
       log,

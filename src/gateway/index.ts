@@ -17,6 +17,8 @@ import type { UsageLedger } from '../usage/ledger.js';
 export interface GatewayOptions {
   /** The root's usage ledger (receiving sessions): every change is charged, the grant's quota enforced. */
   ledger?: UsageLedger | null;
+  /** The session keeps backups (-b / --backup-dir): a replaced file frees nothing. */
+  keepsBackups?: boolean;
   /** Policies applied after the built-in ones. */
   extra?: readonly ChangePolicy[];
   /** Policies applied before all others (a revision push's confinement to its staging). */
@@ -29,7 +31,7 @@ export function openGateway(sandbox: Sandbox, grant: Grant, log: Logger, opts: G
   if (grant.appendOnly) policies.push(appendOnlyRules(sandbox));
   const rules = grantRules(grant.appendOnly ? { ...grant, noDelete: true, noOverwrite: true } : grant, sandbox);
   if (rules) policies.push(rules);
-  if (opts.ledger) policies.push(new Quota(sandbox, opts.ledger, grant.limits));
+  if (opts.ledger) policies.push(new Quota(sandbox, opts.ledger, grant.limits, opts.keepsBackups));
   if (log.isLevelEnabled('debug')) policies.push(auditLog(log));
   policies.push(...(opts.extra ?? []));
   return new Gateway(sandbox, policies);

@@ -53,6 +53,8 @@ export class Quota implements ChangePolicy {
     private readonly sandbox: Sandbox,
     private readonly ledger: UsageLedger,
     limits: GrantLimits,
+    /** -b / --backup-dir: a replaced file's data stays in its backup, so the replacement frees nothing. */
+    private readonly keepsBackups = false,
   ) {
     this.maxBytes = limits.quotaBytes ?? Infinity;
     this.maxFiles = limits.quotaFiles ?? Infinity;
@@ -104,7 +106,7 @@ export class Quota implements ChangePolicy {
     const key = c.dest ?? c.path;
     let r = this.reserved.get(key);
     if (!r) {
-      r = { bytes: 0, credit: c.dest === undefined ? 0 : freedBy(this.lstat(c.dest)), at: c.path };
+      r = { bytes: 0, credit: c.dest === undefined || this.keepsBackups ? 0 : freedBy(this.lstat(c.dest)), at: c.path };
       this.reserved.set(key, r);
     }
     r.at = c.path;

@@ -17,7 +17,7 @@ import { batchSocketWrites, fixChannelFlowControl } from '../patches/ssh2-channe
 import { poolOutgoingPackets } from '../patches/ssh2-packets.js';
 import { nativeBinding } from '../native.js';
 import { escapeControlBytes } from '../protocol/message-text.js';
-import { disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
+import { advertiseSignatureAlgorithms, disconnectWithMessage, installSsh2Patches, restrictHostKeyOffer } from './ssh2-internals.js';
 import { StartupGate } from './front-door.js';
 import { parseMaxStartups } from '../config/max-startups.js';
 import { checkHostKeyAlgorithms, signatureAlgorithm } from './algorithms.js';
@@ -290,6 +290,7 @@ export class RrsyncServer {
     conn.client = client;
     // ssh2 sends its KEXINIT right after this listener returns
     restrictHostKeyOffer(client, this.config.algorithms.serverHostKey);
+    advertiseSignatureAlgorithms(client, this.config.algorithms.pubkey);
     if (!poolOutgoingPackets(client, conn.socket)) conn.log.debug('ssh2 internals changed: outgoing packets not pooled');
     client.on('error', (err: Error) => conn.log.debug({ err: err.message }, 'ssh connection error'));
     client.on('authentication', (ctx) => this.onAuth(conn, ctx));

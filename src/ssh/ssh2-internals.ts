@@ -11,6 +11,10 @@
  *   `algorithms.serverHostKey` except to order the RSA ones; for an RSA key it always adds `ssh-rsa`
  *   (SHA-1) last. Each connection's KEXINIT offer is rebuilt with only the configured algorithms
  *   before it is sent.
+ * - server-sig-algs: ssh2 answers a client's `ext-info-c` with a fixed list that names `ssh-rsa`
+ *   and `ssh-dss` whatever the server accepts, and lacks the comma before `rsa-sha2-512`, so a
+ *   client limited to rsa-sha2-512 finds nothing to sign with. Its EXT_INFO is suppressed and one
+ *   listing `algorithms.pubkey` is sent in its place (RFC 8308: right after the first NEWKEYS).
  */
 import { createRequire } from 'node:module';
 import type { Connection } from 'ssh2';
@@ -120,9 +124,59 @@ export function restrictHostKeyOffer(client: Connection, allowed: readonly strin
 }
 
 interface PacketWriterInternals {
+  allocStart: number;
   allocStartKEX: number;
-  alloc(len: number, forceNew: boolean): Buffer;
-  finalize(packet: Buffer, forceNew: boolean): Buffer;
+  alloc(len: number, forceNew?: boolean): Buffer;
+  finalize(packet: Buffer, forceNew?: boolean): Buffer;
+}
+
+type SendPacket = (proto: unknown, packet: Buffer, bypass?: boolean) => void;
+
+const EXT_INFO = 7;
+
+/**
+ * Replaces ssh2's EXT_INFO by one whose server-sig-algs is `accepted`. Must run in the server's
+ * 'connection' listener. ssh2 sends its own EXT_INFO when the first key exchange's
+ * `remoteExtInfoEnabled` is true; that flag now reads false (the client's wish is kept here) and
+ * ours is sent from the 'handshake' event, which ssh2 emits right where it would have sent its own.
+ */
+export function advertiseSignatureAlgorithms(client: Connection, accepted: readonly string[]): void {
+  const proto = (client as unknown as { _protocol?: { _kex?: object; _packetRW?: { write?: PacketWriterInternals } } })._protocol;
+  if (!proto || !('_kex' in proto)) throw new Error('ssh2 internals: no key exchange state on the connection');
+  let kex = proto._kex;
+  let clientWantsExtInfo = false;
+  Object.defineProperty(proto, '_kex', {
+    configurable: true,
+    enumerable: true,
+    get: () => kex,
+    set: (value: object | undefined) => {
+      kex = value;
+      if (!value) return;
+      Object.defineProperty(value, 'remoteExtInfoEnabled', {
+        configurable: true,
+        get: () => false,
+        set: (on: boolean) => {
+          clientWantsExtInfo = on;
+        },
+      });
+    },
+  });
+  client.once('handshake', () => {
+    const writer = proto._packetRW?.write;
+    if (!clientWantsExtInfo || !writer) return;
+    const { sendPacket } = require('ssh2/lib/protocol/utils.js') as { sendPacket: SendPacket };
+    const name = Buffer.from('server-sig-algs', 'latin1');
+    const value = Buffer.from(accepted.join(','), 'latin1');
+    let p = writer.allocStart;
+    const packet = writer.alloc(1 + 4 + 4 + name.length + 4 + value.length);
+    packet[p++] = EXT_INFO;
+    p = packet.writeUInt32BE(1, p);
+    p = packet.writeUInt32BE(name.length, p);
+    p += name.copy(packet, p);
+    p = packet.writeUInt32BE(value.length, p);
+    value.copy(packet, p);
+    sendPacket(proto, writer.finalize(packet));
+  });
 }
 
 const DISCONNECT = 1;
@@ -140,7 +194,7 @@ export function disconnectWithMessage(client: Connection, description: string): 
     client.end();
     return;
   }
-  const { sendPacket } = require('ssh2/lib/protocol/utils.js') as { sendPacket: (p: unknown, packet: Buffer, bypass: boolean) => void };
+  const { sendPacket } = require('ssh2/lib/protocol/utils.js') as { sendPacket: SendPacket };
   const text = Buffer.from(description, 'utf8');
   let p = writer.allocStartKEX;
   const packet = writer.alloc(1 + 4 + 4 + text.length + 4, true);

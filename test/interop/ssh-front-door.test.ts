@@ -129,9 +129,20 @@ t.test('client signatures: ssh-rsa (SHA-1) is refused by default, rsa-sha2 accep
   const srv = await server(t, { config: { tenants: [tenant] } });
   await mkdir(join(srv.root, 'rsa'));
   t.equal((await withRsa(srv, 'rsa-sha2-512,rsa-sha2-256')).code, 0, 'rsa-sha2 signatures are accepted');
+  // ssh2's own server-sig-algs named ssh-rsa and ssh-dss and ran "nistp521rsa-sha2-512" together
+  const only512 = await srv.ssh('true', ['-o', 'LogLevel=DEBUG1', '-i', rsaKey, '-o', 'PubkeyAcceptedAlgorithms=rsa-sha2-512']);
+  t.equal(only512.code, 0, `a client limited to rsa-sha2-512 signs with it\n${only512.stderr}`);
+  t.match(
+    only512.stderr,
+    'server-sig-algs=<ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256>',
+    'server-sig-algs lists algorithms.pubkey (no ssh-rsa, no ssh-dss)',
+  );
   const sha1 = await withRsa(srv, 'ssh-rsa');
   t.not(sha1.code, 0, 'an ssh-rsa (SHA-1) signature is refused');
-  await srv.waitForLog((r) => r.event === 'connection' && r.reason === 'ssh-rsa signatures are not accepted');
+  // server-sig-algs does not name ssh-rsa, so OpenSSH does not even try it (a client that ignores
+  // the list is refused with "ssh-rsa signatures are not accepted")
+  const refused = await srv.waitForLog((r) => r.event === 'connection' && r.auth !== 'ok');
+  t.equal(refused.execs, 0, 'the ssh-rsa-only client ran nothing');
 
   const legacy = await server(t, { config: { tenants: [tenant], algorithms: { pubkey: ['ssh-ed25519', 'ssh-rsa'] } } });
   t.equal((await withRsa(legacy, 'ssh-rsa')).code, 0, 'accepted when algorithms.pubkey lists ssh-rsa');

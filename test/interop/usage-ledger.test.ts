@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -129,6 +129,10 @@ for (const backup of [['-b'], ['--backup-dir=old']]) {
     const u = diskUsage(root!);
     t.ok(u.bytes <= 150_000, `the root holds ${u.bytes} bytes`);
     t.same(ledgerOf(root!), u, 'the ledger agrees with the disk');
+    // refused while the data is written (old + temp would pass the quota), so no backup is made
+    // for data that never lands, as rsync on a full disk
+    const leftBackup = join(root!, 'dst', backup[0] === '-b' ? 'big~' : 'old/big');
+    t.notOk(existsSync(leftBackup), `no backup left for a refused replacement (${backup[0]})`);
     // the same replacement without a backup, in a fresh copy of the destination, fits
     const [root2] = dirs(t, 'root2');
     mkdirSync(join(root2!, 'dst'));
