@@ -12,12 +12,19 @@ shift @ARGV;    # the host name rsync passes first
 socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die "socket: $!\n";
 connect($s, pack_sockaddr_un($path)) or die "connect $path: $!\n";
 
+# rsync makes its end of our stdout non-blocking: a full pipe is EAGAIN, and we wait for room.
 sub put {
   my ($fh, $data) = @_;
   my $off = 0;
   while ($off < length $data) {
     my $n = syswrite($fh, $data, length($data) - $off, $off);
-    return 0 unless defined $n;
+    if (!defined $n) {
+      return 0 unless $!{EAGAIN} || $!{EWOULDBLOCK} || $!{EINTR};
+      my $w = '';
+      vec($w, fileno($fh), 1) = 1;
+      select(undef, $w, undef, undef);
+      next;
+    }
     $off += $n;
   }
   return 1;

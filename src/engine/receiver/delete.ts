@@ -10,11 +10,15 @@ import { NDX_DEL_STATS } from '../../protocol/ndx.js';
 import { SandboxError, type EntryStat } from '../../sandbox/sandbox.js';
 import type { DirFilter } from '../filter-match.js';
 import { sendInfo, sendTransferError, sendWarning } from '../messages.js';
+import { yieldToLoop } from '../notifier.js';
 import { baseOf, dirOf, joinRel } from '../relpath.js';
 import type { Backups } from './backup.js';
 import type { FileList, ReceiverState } from './state.js';
 
 type DeleteTiming = 'before' | 'during' | 'delay' | 'after';
+
+/** Entries looked at between two turns of the event loop (a tree of 300 000 files must not stall other sessions). */
+const ENTRIES_PER_TURN = 256;
 
 /** The client's receiver-side filter rules, one DirFilter per directory (merge files read once). */
 export class DirFilters {
@@ -47,6 +51,7 @@ export class Deleter {
   /** -x: devices of the transfer's top directories, and the one deletions are in now (filesystem_dev). */
   private readonly topDevs = new Set<number>();
   private currentDev: number | undefined;
+  private entriesThisTurn = 0;
 
   constructor(
     private readonly s: ReceiverState,
@@ -144,7 +149,7 @@ export class Deleter {
    * non-empty directory goes only with --delete or --force (its contents are logged as deletions);
    * with --backup a non-directory becomes a backup. Returns false (after reporting) when it stays.
    */
-  makeRoom(e: FileEntry, dest: string, st: EntryStat, what: string): boolean {
+  async makeRoom(e: FileEntry, dest: string, st: EntryStat, what: string): Promise<boolean> {
     if (this.s.opts.dryRun) return true;
     const name = this.s.fnameOf(e);
     const fs = this.s.fs;
@@ -152,7 +157,7 @@ export class Deleter {
       if (st.type === 'dir') {
         if (this.s.sandbox.readdir(dest).length > 0) {
           let emptied = false;
-          if (this.s.opts.deleteMode || this.s.opts.force) emptied = this.dirContents(dest, name);
+          if (this.s.opts.deleteMode || this.s.opts.force) emptied = await this.dirContents(dest, name);
           else sendInfo(this.s.ctx, `cannot delete non-empty directory: ${name}\n`);
           if (!emptied) {
             sendTransferError(this.s.ctx, `could not make way for new ${what}: ${name}`);
@@ -180,8 +185,8 @@ export class Deleter {
    * delete.c delete_item(): a directory's contents go first (delete_dir_contents), unless the
    * caller already emptied it (`contentsDone`). Returns whether the item is gone.
    */
-  item(destRel: string, rel: string, st: EntryStat, contentsDone = false): boolean {
-    if (st.type === 'dir' && !contentsDone && !this.dirContents(destRel, rel)) return false;
+  async item(destRel: string, rel: string, st: EntryStat, contentsDone = false): Promise<boolean> {
+    if (st.type === 'dir' && !contentsDone && !(await this.dirContents(destRel, rel))) return false;
     if (this.left <= 0) {
       this.limitHit++;
       return false;
@@ -252,9 +257,18 @@ export class Deleter {
         if (this.s.infoName >= 2) sendInfo(this.s.ctx, `cannot delete mount point: ${rel}\n`);
         continue;
       }
-      this.item(joinRel(destDir, name), rel, est);
-      await this.s.writable();
+      await this.item(joinRel(destDir, name), rel, est);
+      await this.pace();
     }
+  }
+
+  /** After each entry: the client's backpressure, and now and then a turn for other sessions. */
+  private async pace(): Promise<void> {
+    await this.s.writable();
+    if (++this.entriesThisTurn < ENTRIES_PER_TURN) return;
+    this.entriesThisTurn = 0;
+    await yieldToLoop();
+    this.s.checkCancelled();
   }
 
   /**
@@ -283,30 +297,30 @@ export class Deleter {
    * Entries protected by a non-perishable filter rule, mount points (-x) and entries that could
    * not go (--max-delete) leave it non-empty ("cannot delete non-empty directory").
    */
-  private dirContents(destRel: string, rel: string): boolean {
+  private async dirContents(destRel: string, rel: string): Promise<boolean> {
     let empty = true;
     const filter = this.filters.of(rel);
     for (const child of this.s.sandbox.readdir(destRel).sort().reverse()) {
-      const cpath = joinRel(destRel, child);
-      const cst = this.s.sandbox.lstat(cpath);
-      if (!cst) continue;
-      const childRel = `${rel}/${child}`;
-      if (filter) {
-        const prot = filter.protectedFromDelete(childRel, cst.type === 'dir');
-        if (prot.protected && !prot.perishable) {
-          empty = false;
-          continue;
-        }
-      }
-      if (this.isMountPoint(cst)) {
-        empty = false; // pins its parent
-        continue;
-      }
-      if (cst.type === 'dir' && !this.dirContents(cpath, childRel)) empty = false;
-      if (!this.item(cpath, childRel, cst, true)) empty = false;
+      if (!(await this.dirChild(joinRel(destRel, child), `${rel}/${child}`, filter))) empty = false;
+      await this.pace();
     }
     if (!empty) sendInfo(this.s.ctx, `cannot delete non-empty directory: ${rel}\n`);
     return empty;
+  }
+
+  /** One entry of delete_dir_contents(): whether it is gone (or was not there any more). */
+  private async dirChild(cpath: string, childRel: string, filter: DirFilter | undefined): Promise<boolean> {
+    const cst = this.s.sandbox.lstat(cpath);
+    if (!cst) return true;
+    if (filter) {
+      const prot = filter.protectedFromDelete(childRel, cst.type === 'dir');
+      if (prot.protected && !prot.perishable) return false;
+    }
+    if (this.isMountPoint(cst)) return false; // pins its parent
+    let gone = true;
+    if (cst.type === 'dir' && !(await this.dirContents(cpath, childRel))) gone = false;
+    if (!(await this.item(cpath, childRel, cst, true))) gone = false;
+    return gone;
   }
 
   private count(st: EntryStat): void {

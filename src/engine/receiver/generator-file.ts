@@ -113,7 +113,7 @@ export class FileGenerator {
     if (this.skipped(e, st)) return;
     if (o.hardLinks && e.hlinkGroup !== undefined && this.hardLinks.follows(e, list)) return;
     if (st && st.type !== 'file') {
-      if (!this.deleter.makeRoom(e, dest, st, 'regular file')) return;
+      if (!(await this.deleter.makeRoom(e, dest, st, 'regular file'))) return;
       st = null;
     }
     // The mode the file gets without -p (the generator's dest_mode() against the destination).

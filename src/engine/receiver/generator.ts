@@ -94,14 +94,14 @@ export class Generator {
     const late = x.deleter.late;
     if (s.protocol < 29) {
       await this.until(() => s.senderPhase >= 2);
-      if (s.opts.delayUpdates) this.applyDelayedUpdates();
+      if (s.opts.delayUpdates) await this.applyDelayedUpdates();
       await this.finishAndSayGoodbye(late); // G3
       return;
     }
     if (s.opts.delayUpdates) {
       // The receiver's phase 2 begins with the sender's E2: the delayed renames, then G3.
       await this.until(() => s.senderPhase >= 2);
-      this.applyDelayedUpdates();
+      await this.applyDelayedUpdates();
     }
     w.ndx(NDX_DONE); // G3
     w.flush();
@@ -160,14 +160,14 @@ export class Generator {
     this.x.attrs.fixDirectories(this.dirFixups, (e) => this.newDirs.has(e.name));
   }
 
-  private applyDelayedUpdates(): void {
+  private async applyDelayedUpdates(): Promise<void> {
     this.x.temps.applyDelayed(this.x.backups);
-    this.finishHardLinks();
+    await this.finishHardLinks();
   }
 
-  private finishHardLinks(): void {
+  private async finishHardLinks(): Promise<void> {
     const { requests, lists, temps } = this.x;
-    this.x.hardLinks.finish(
+    await this.x.hardLinks.finish(
       (leader) => requests.has(leader.ndx) || lists.open.some((l) => l.redo.includes(leader)) || temps.isDelayed(leader.ndx),
     );
   }
@@ -236,7 +236,7 @@ export class Generator {
       // Like the reference, a list is only finished once a newer one arrived or none can come.
       const last = lists.eof && lists.open.length === 1;
       if (!last && lists.open.length === 1) return;
-      this.finishHardLinks();
+      await this.finishHardLinks();
       w.ndx(NDX_DONE);
       // Sent now, not with the next batch: with incremental recursion the sender keeps only
       // about 1000 files ahead and sends more lists when it sees lists finish.
@@ -331,7 +331,7 @@ export class Generator {
         await this.processDirectory(e, list.ndxStart - 1, list);
       } else {
         // Created now so its children can land; fully handled when its own list arrives.
-        this.ensureDir(e, dest, st);
+        await this.ensureDir(e, dest, st);
         this.dirFixups.push(e);
       }
       return;
@@ -345,7 +345,7 @@ export class Generator {
    * --delete-missing-args: a mode-0 entry names a source arg that is gone; its counterpart here
    * is deleted (a non-empty directory only with --delete/--force).
    */
-  private missingArg(e: FileEntry, dest: string, st: EntryStat | null): void {
+  private async missingArg(e: FileEntry, dest: string, st: EntryStat | null): Promise<void> {
     const o = this.s.opts;
     if (!st || !o.deleteMissingArgs) return;
     const name = this.s.fnameOf(e);
@@ -353,7 +353,7 @@ export class Generator {
       sendInfo(this.s.ctx, `cannot delete non-empty directory: ${name}\n`);
       return;
     }
-    this.x.deleter.item(dest, name, st);
+    await this.x.deleter.item(dest, name, st);
   }
 
   /** --existing / --ignore-existing come first, for every type (recv_generator). */
@@ -414,7 +414,7 @@ export class Generator {
     if (this.s.opts.existing && !st && !this.newDirs.has(e.name)) return;
     if (this.s.opts.ignoreExisting && st && st.type !== 'dir') return;
     const wasThere = st !== null && st.type === 'dir' && !this.newDirs.has(e.name);
-    if (!this.ensureDir(e, dest, st) && !wasThere && !this.newDirs.has(e.name)) return; // could not make room
+    if (!(await this.ensureDir(e, dest, st)) && !wasThere && !this.newDirs.has(e.name)) return; // could not make room
     const created = this.newDirs.has(e.name);
     if (created) st = null;
     if (!this.s.inc || e.name === '.') this.dirFixups.push(e);
@@ -446,10 +446,10 @@ export class Generator {
   }
 
   /** Makes sure a directory exists; returns true when it had to be created (or a dry run pretends so). */
-  private ensureDir(e: FileEntry, dest: string, st: EntryStat | null): boolean {
+  private async ensureDir(e: FileEntry, dest: string, st: EntryStat | null): Promise<boolean> {
     if (st && st.type === 'dir') return false;
     if (this.newDirs.has(e.name)) return false;
-    if (st && !this.x.deleter.makeRoom(e, dest, st, 'directory')) return false;
+    if (st && !(await this.x.deleter.makeRoom(e, dest, st, 'directory'))) return false;
     this.newDirs.add(e.name);
     if (!this.s.opts.dryRun && dest !== '') {
       this.s.fs.mkdir(dest, 0o700);
@@ -480,7 +480,7 @@ export class Generator {
     return { itemizing: true, cmpSt: j.kind === 'basis' ? j.st : sameTypeSt };
   }
 
-  private generateSymlink(e: FileEntry, dest: string, st: EntryStat | null): void {
+  private async generateSymlink(e: FileEntry, dest: string, st: EntryStat | null): Promise<void> {
     const o = this.s.opts;
     const { attrs } = this.x;
     if (!o.links) return this.skipNonRegular(e);
@@ -503,7 +503,7 @@ export class Generator {
     const alt = this.altDestForNonRegular(e, dest, st, st && st.type === 'symlink' ? st : null);
     if (!alt) return;
     if (!o.dryRun) {
-      if (!this.atomicCreate(e, dest, st, (tmp, purpose) => this.s.fs.symlink(target, tmp, purpose))) return;
+      if (!(await this.atomicCreate(e, dest, st, (tmp, purpose) => this.s.fs.symlink(target, tmp, purpose)))) return;
       attrs.applyAttrs(dest, e, true);
     }
     // As rsync: anything but a symlink in the way counts as absent (itemized as new).
@@ -512,7 +512,7 @@ export class Generator {
     if (o.removeSourceFiles) this.s.sendSuccess(e.ndx);
   }
 
-  private generateSpecial(e: FileEntry, dest: string, st: EntryStat | null): void {
+  private async generateSpecial(e: FileEntry, dest: string, st: EntryStat | null): Promise<void> {
     const o = this.s.opts;
     const { attrs } = this.x;
     const device = isDevice(e);
@@ -522,7 +522,7 @@ export class Generator {
       return this.skipNonRegular(e);
     }
     // generator.c: -H links a device or special to its group's first member (hlink.c).
-    if (o.hardLinks && e.hlinkGroup !== undefined && this.x.hardLinks.linksSpecial(e)) return;
+    if (o.hardLinks && e.hlinkGroup !== undefined && (await this.x.hardLinks.linksSpecial(e))) return;
     const sameType = st !== null && modeType(st.mode) === modeType(e.mode);
     if (sameType && (!device || st!.rdev === makedev(e.rdevMajor, e.rdevMinor))) {
       const changes = attrs.updateNeeded(e, st!, false);
@@ -535,7 +535,7 @@ export class Generator {
     if (!alt) return;
     if (!o.dryRun) {
       const rdev = device ? makedev(e.rdevMajor, e.rdevMinor) : null;
-      const made = this.atomicCreate(e, dest, st, (tmp, purpose) =>
+      const made = await this.atomicCreate(e, dest, st, (tmp, purpose) =>
         this.s.fs.mknod(tmp, rdev === null ? e.mode & 0o7777 : e.mode, rdev, purpose),
       );
       if (!made) return;
@@ -550,9 +550,9 @@ export class Generator {
    * way only when empty, or with --delete/--force), then the new one is made under a temp name
    * and renamed into place.
    */
-  private atomicCreate(e: FileEntry, dest: string, st: EntryStat | null, create: (rel: string, purpose: 'entry' | 'temp') => void): boolean {
+  private async atomicCreate(e: FileEntry, dest: string, st: EntryStat | null, create: (rel: string, purpose: 'entry' | 'temp') => void): Promise<boolean> {
     if (st && st.type === 'dir') {
-      if (!this.x.deleter.makeRoom(e, dest, st, isSymlink(e) ? 'symlink' : isDevice(e) ? 'device file' : 'special file')) return false;
+      if (!(await this.x.deleter.makeRoom(e, dest, st, isSymlink(e) ? 'symlink' : isDevice(e) ? 'device file' : 'special file'))) return false;
       create(dest, 'entry');
       return true;
     }

@@ -55,13 +55,13 @@ export class HardLinks {
    * later one is linked to it at once, itemized in list order, since the leader is complete by
    * then (hlink.c hard_link_check links a follower of a finished leader on the spot).
    */
-  linksSpecial(e: FileEntry): boolean {
+  async linksSpecial(e: FileEntry): Promise<boolean> {
     const leader = this.leaders.get(e.hlinkGroup!);
     if (!leader) {
       this.leaders.set(e.hlinkGroup!, e);
       return false;
     }
-    this.linkFollower(e, leader);
+    await this.linkFollower(e, leader);
     return true;
   }
 
@@ -69,7 +69,7 @@ export class HardLinks {
    * Links the followers whose leader's data is in place; `waiting(leader)` says it is not yet
    * (still requested, to be redone, or delayed in the partial dir): those stay for a later call.
    */
-  finish(waiting: (leader: FileEntry) => boolean): void {
+  async finish(waiting: (leader: FileEntry) => boolean): Promise<void> {
     const later: FileEntry[] = [];
     for (const f of this.followers.splice(0)) {
       const leader = this.leaders.get(f.hlinkGroup!);
@@ -79,7 +79,7 @@ export class HardLinks {
         continue;
       }
       try {
-        this.linkFollower(f, leader);
+        await this.linkFollower(f, leader);
       } catch (err) {
         if (err instanceof SandboxError) this.s.reportEntryError(f, err);
         else throw err;
@@ -88,7 +88,7 @@ export class HardLinks {
     this.followers.push(...later);
   }
 
-  private linkFollower(f: FileEntry, leader: FileEntry): void {
+  private async linkFollower(f: FileEntry, leader: FileEntry): Promise<void> {
     const dest = this.s.destOf(f);
     const leaderDest = this.s.destOf(leader);
     const name = this.s.fnameOf(f);
@@ -103,7 +103,7 @@ export class HardLinks {
       if (!lst) return;
       if (st) {
         if (st.type === 'dir') {
-          if (!this.deleter.makeRoom(f, dest, st, 'regular file')) return;
+          if (!(await this.deleter.makeRoom(f, dest, st, 'regular file'))) return;
         } else if (this.s.opts.backup && this.backups.make(dest, false) === 'failed') {
           return;
         }
