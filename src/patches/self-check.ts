@@ -14,11 +14,14 @@ const require = createRequire(import.meta.url);
 /** The packages whose internals this folder depends on. */
 export const PATCHED_PACKAGES = ['ssh2', 'hash-wasm', 'zstd-napi'] as const;
 
-/** Source texts of ssh2 1.17.0 that src/patches/ssh2-*.ts depend on, and what each must contain. */
+/** Source texts of ssh2 1.17.0 that src/patches/ssh2-*.ts and src/ssh/ssh2-internals.ts depend on, and what each must contain. */
 const SSH2_SHAPES: ReadonlyArray<[file: string, needles: string[]]> = [
   ['ssh2/lib/Channel.js', ['_chunkcbErr', '_chunkErr', '_chunkcb', '_waitWindow', 'outgoing.window']],
   ['ssh2/lib/protocol/crypto.js', ['class ChaChaPolyCipherBinding', 'class AESGCMCipherBinding', 'allocPacket(payloadLen)']],
-  ['ssh2/lib/protocol/Protocol.js', ['this._cipher']],
+  ['ssh2/lib/protocol/Protocol.js', ['this._cipher', 'this._kex.remoteExtInfoEnabled', 'this._packetRW']],
+  // src/ssh/ssh2-internals.ts: the EXT_INFO replacement and the DISCONNECT with a message
+  ['ssh2/lib/protocol/kex.js', ['self._kex.remoteExtInfoEnabled = remoteExtInfoEnabled']],
+  ['ssh2/lib/protocol/utils.js', ['sendPacket: (proto, packet, bypass)']],
 ];
 
 /** Problems when an installed version is not the exact pin ([] when all match). */
