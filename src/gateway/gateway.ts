@@ -100,6 +100,13 @@ export class Gateway {
     this.apply({ op: 'delete', path: rel, purpose, type: st.type }, (p) => this.sandbox.removeTree(p));
   }
 
+  /** removeTree, letting the event loop run every few hundred operations (a tenant's big tree). */
+  async removeTreeYielding(rel: string, purpose: ChangePurpose = 'entry'): Promise<void> {
+    const st = this.sandbox.lstat(rel);
+    if (!st) return;
+    await this.applyAsync({ op: 'delete', path: rel, purpose, type: st.type }, (p) => this.sandbox.removeTreeYielding(p));
+  }
+
   setAttrs(rel: string, attrs: Attrs, opts: { isSymlink?: boolean } = {}, purpose: ChangePurpose = 'entry'): void {
     if (attrs.mode === undefined && attrs.mtime === undefined && attrs.atime === undefined && attrs.uid === undefined && attrs.gid === undefined) {
       return this.sandbox.setAttrs(rel, attrs, opts);
@@ -249,10 +256,7 @@ export class Gateway {
    * `quietAfter`: an act that may decline (linkUnnamed: the name exists) reports nothing then.
    */
   private apply<T>(change: Change, act: (path: string) => T, quietAfter = false): T {
-    for (const p of this.policies) {
-      const to = p.before?.(change);
-      if (typeof to === 'string') change.path = to;
-    }
+    this.before(change);
     let result: T;
     try {
       result = act(change.path);
@@ -260,8 +264,27 @@ export class Gateway {
       if (quietAfter && err instanceof NotLinked) return undefined as T;
       throw err;
     }
-    for (const p of this.policies) p.after?.(change);
+    this.after(change);
     return result;
+  }
+
+  /** apply() around an awaited act (a removal that yields to the event loop). */
+  private async applyAsync(change: Change, act: (path: string) => Promise<void>): Promise<void> {
+    this.before(change);
+    await act(change.path);
+    this.after(change);
+  }
+
+  /** The policies' before hooks, in order; one may redirect the change's path. */
+  private before(change: Change): void {
+    for (const p of this.policies) {
+      const to = p.before?.(change);
+      if (typeof to === 'string') change.path = to;
+    }
+  }
+
+  private after(change: Change): void {
+    for (const p of this.policies) p.after?.(change);
   }
 }
 

@@ -37,8 +37,10 @@ export class Backups {
    * backup.c make_backup(): keeps the current `dest` as its backup, by a hard link (the new data
    * then replaces `dest`) or, with preferRename (deletions), a rename. A backup dir on another
    * filesystem gets a copy (robust_move()), and `dest` is removed when a rename was asked for.
+   * Whatever holds the backup's name goes first; a directory tree there (the tenant's own) is
+   * removed a few hundred entries per event-loop turn.
    */
-  make(dest: string, preferRename: boolean): BackupResult {
+  async make(dest: string, preferRename: boolean): Promise<BackupResult> {
     const st = this.s.lstatQuiet(dest);
     if (!st || st.type === 'dir') return 'nothing';
     const backup = this.nameFor(dest);
@@ -50,11 +52,11 @@ export class Backups {
       this.ensureDirs(backup);
       let ret: BackupResult;
       try {
-        ret = this.attempt(dest, backup, st, preferRename);
+        ret = await this.attempt(dest, backup, st, preferRename);
       } catch (err) {
         if (!(err instanceof SandboxError) || !['EEXIST', 'EISDIR', 'ENOTEMPTY', 'ENOTDIR'].includes(err.code)) throw err;
-        this.s.fs.removeTree(backup, 'backup');
-        ret = this.attempt(dest, backup, st, preferRename);
+        await this.s.fs.removeTreeYielding(backup, 'backup');
+        ret = await this.attempt(dest, backup, st, preferRename);
       }
       this.reportBackedUp(dest);
       return ret;
@@ -88,12 +90,20 @@ export class Backups {
     return true;
   }
 
-  /** --inplace --backup: the old data is copied to the backup first (it is then the basis, 0x82). */
-  copyToBackup(dest: string): string | null {
+  /**
+   * --inplace --backup: the old data is copied to the backup first (it is then the basis, 0x82).
+   * False: a directory holds the backup's name, which the reference cannot unlink, so it skips
+   * the file (generator.c recv_generator()).
+   */
+  async copyToBackup(dest: string): Promise<string | null | false> {
     const backup = this.nameFor(dest);
+    if (this.s.lstatQuiet(backup)?.type === 'dir') {
+      sendTransferError(this.s.ctx, `rsync: [generator] unlink "${printable(this.shownName(dest))}": Is a directory (21)`);
+      return false;
+    }
     try {
       this.ensureDirs(backup);
-      this.copyFile(dest, backup, 'backup');
+      await this.copyFile(dest, backup, 'backup');
       this.reportBackedUp(dest);
       return backup;
     } catch (err) {
@@ -103,7 +113,7 @@ export class Backups {
     }
   }
 
-  private attempt(dest: string, backup: string, st: EntryStat, preferRename: boolean): BackupResult {
+  private async attempt(dest: string, backup: string, st: EntryStat, preferRename: boolean): Promise<BackupResult> {
     const fs = this.s.fs;
     if (!preferRename) {
       try {
@@ -119,7 +129,7 @@ export class Backups {
     } catch (err) {
       if (!(err instanceof SandboxError) || err.code !== 'EXDEV') throw err;
     }
-    this.copyAcross(dest, backup, st);
+    await this.copyAcross(dest, backup, st);
     if (!preferRename) return 'kept';
     fs.unlink(dest, 'backup');
     return 'renamed';
@@ -190,7 +200,7 @@ export class Backups {
    * `backup` through a temp file there; a symlink, a fifo and (with devices granted, as root) a
    * device are made again (backup.c make_backup()); a socket cannot be kept.
    */
-  private copyAcross(dest: string, backup: string, st: EntryStat): void {
+  private async copyAcross(dest: string, backup: string, st: EntryStat): Promise<void> {
     const fs = this.s.fs;
     if (st.type === 'symlink') {
       fs.symlink(this.s.sandbox.readlink(dest), backup, 'backup');
@@ -206,14 +216,15 @@ export class Backups {
       return;
     }
     if (st.type !== 'file') throw new SandboxError('EXDEV', dest, `rename "${printable(dest)}" -> "${printable(backup)}" failed: EXDEV`);
-    this.copyFile(dest, backup, 'backup');
+    await this.copyFile(dest, backup, 'backup');
   }
 
   /**
    * Copies regular file `src` with its mode, mtime (and, as root, owner) to `to`, replacing it
-   * atomically (util1.c copy_file(), through a temp file beside `to`).
+   * atomically (util1.c copy_file(), through a temp file beside `to`); a directory tree in the
+   * way is removed a few hundred entries per event-loop turn.
    */
-  copyFile(src: string, to: string, purpose: ChangePurpose): void {
+  async copyFile(src: string, to: string, purpose: ChangePurpose): Promise<void> {
     const { sandbox, fs } = this.s;
     let inFd = -1;
     let tmp: { fd: number; rel: string } | null = null;
@@ -231,7 +242,7 @@ export class Backups {
       fs.close(tmp.fd);
       tmp.fd = -1;
       const st = this.s.lstatQuiet(to);
-      if (st && st.type === 'dir') fs.removeTree(to, purpose);
+      if (st && st.type === 'dir') await fs.removeTreeYielding(to, purpose);
       fs.rename(tmp.rel, to, purpose);
       tmp = null;
     } finally {

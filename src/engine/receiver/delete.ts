@@ -166,7 +166,7 @@ export class Deleter {
         }
         fs.rmdir(dest, 'make-room');
       } else if (this.s.opts.backup && !this.backups.isBackupName(name)) {
-        const made = this.backups.make(dest, true);
+        const made = await this.backups.make(dest, true);
         if (made === 'failed') return false;
         if (made === 'kept') fs.unlink(dest, 'make-room');
       } else {
@@ -191,7 +191,7 @@ export class Deleter {
       this.limitHit++;
       return false;
     }
-    if (!this.s.opts.dryRun && !this.remove(destRel, rel, st)) return false;
+    if (!this.s.opts.dryRun && !(await this.remove(destRel, rel, st))) return false;
     this.left--;
     this.count(st);
     this.reportDeleted(rel, st.type === 'dir');
@@ -199,13 +199,13 @@ export class Deleter {
     return true;
   }
 
-  private remove(destRel: string, rel: string, st: EntryStat): boolean {
+  private async remove(destRel: string, rel: string, st: EntryStat): Promise<boolean> {
     const fs = this.s.fs;
     try {
       if (st.type === 'dir') fs.rmdir(destRel, 'delete');
       else if (this.s.opts.backup && !this.backups.isBackupName(rel)) {
         // --backup: a deleted file becomes its backup (renamed; a copy is removed).
-        const made = this.backups.make(destRel, true);
+        const made = await this.backups.make(destRel, true);
         if (made === 'failed') return false;
         if (made === 'kept') fs.unlink(destRel, 'delete');
       } else fs.unlink(destRel, 'delete');

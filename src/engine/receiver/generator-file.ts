@@ -147,7 +147,8 @@ export class FileGenerator {
     this.basis.markChanging(dest);
     // --inplace --backup: the old data is copied to the backup, which then serves as the basis.
     if (o.inplace && this.backups.active(false) && basis.type === FNAMECMP.FNAME && basis.rel && !o.dryRun) {
-      const backup = this.backups.copyToBackup(dest);
+      const backup = await this.backups.copyToBackup(dest);
+      if (backup === false) return;
       if (backup !== null && o.wholeFile !== true) {
         basis = { ...basis, rel: backup, type: FNAMECMP.BACKUP };
         iflags |= ITEM.BASIS_TYPE_FOLLOWS;

@@ -161,7 +161,7 @@ export class Generator {
   }
 
   private async applyDelayedUpdates(): Promise<void> {
-    this.x.temps.applyDelayed(this.x.backups);
+    await this.x.temps.applyDelayed(this.x.backups);
     await this.finishHardLinks();
   }
 
@@ -556,7 +556,7 @@ export class Generator {
       create(dest, 'entry');
       return true;
     }
-    if (st && this.s.opts.backup && this.x.backups.make(dest, false) === 'failed') return false;
+    if (st && this.s.opts.backup && (await this.x.backups.make(dest, false)) === 'failed') return false;
     const tmp = this.x.temps.nameBeside(dest);
     create(tmp, 'temp');
     try {

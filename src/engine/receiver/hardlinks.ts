@@ -104,7 +104,7 @@ export class HardLinks {
       if (st) {
         if (st.type === 'dir') {
           if (!(await this.deleter.makeRoom(f, dest, st, 'regular file'))) return;
-        } else if (this.s.opts.backup && this.backups.make(dest, false) === 'failed') {
+        } else if (this.s.opts.backup && (await this.backups.make(dest, false)) === 'failed') {
           return;
         }
       }

@@ -109,7 +109,7 @@ class Receiver {
         () => receive.run(),
       );
     } catch (err) {
-      this.receiving?.abandon();
+      await this.receiving?.abandon();
       throw this.s.cancelled ?? err;
     } finally {
       timeout?.stop();

@@ -111,12 +111,12 @@ export class Receive {
    * file's name (mtime 0, so it is not taken for complete), with --partial-dir in the partial dir;
    * otherwise the temp file goes.
    */
-  abandon(): void {
+  async abandon(): Promise<void> {
     const t = this.current;
     if (!t) return;
     this.current = null;
     try {
-      this.keepOrDiscard(t);
+      await this.keepOrDiscard(t);
     } catch {
       try {
         this.closeOutput(t);
@@ -195,7 +195,7 @@ export class Receive {
       }
       this.completeData(t);
       this.current = null;
-      this.account(t, this.finishTransfer(t, ok), ok);
+      this.account(t, await this.finishTransfer(t, ok), ok);
     } catch (err) {
       if (consumed && err instanceof SandboxError) {
         // The record was read completely: a local failure only fails this file.
@@ -204,7 +204,7 @@ export class Receive {
       }
       // A fatal error mid-file (the client went away ...): keep what arrived when asked to.
       if (this.current === t) {
-        this.abandon();
+        await this.abandon();
         t.tempRel = null;
         t.outFd = -1;
       }
@@ -356,7 +356,7 @@ export class Receive {
   }
 
   /** finish_transfer(), or the partial dir for failed (--partial) and delayed (--delay-updates) data. */
-  private finishTransfer(t: Incoming, ok: boolean): Outcome {
+  private async finishTransfer(t: Incoming, ok: boolean): Promise<Outcome> {
     const o = this.s.opts;
     const attrs: Attrs = { ...this.attrs.attrsFor(t.p.entry, false, true), mode: t.mode & 0o7777 };
     if (!ok) delete attrs.mtime;
@@ -372,7 +372,7 @@ export class Receive {
   }
 
   /** Attributes on the new data, a backup of the old file, the new one under its name. */
-  private putInPlace(t: Incoming, ok: boolean, attrs: Attrs): Outcome {
+  private async putInPlace(t: Incoming, ok: boolean, attrs: Attrs): Promise<Outcome> {
     const { p } = t;
     const fs = this.s.fs;
     const backups = this.backups.active(p.redo);
@@ -389,7 +389,7 @@ export class Receive {
     const from = linked ? null : t.oneInplace ? p.partialRel! : t.tempRel;
     let result: Outcome = ok ? 'done' : 'failed';
     if (from !== null) {
-      result = this.renameIntoPlace(t, from, backups && !this.s.opts.inplace) && ok ? 'done' : 'failed';
+      result = (await this.renameIntoPlace(t, from, backups && !this.s.opts.inplace)) && ok ? 'done' : 'failed';
       t.tempRel = null;
     }
     if (t.basisType === FNAMECMP.PARTIAL_DIR && t.basisFd >= 0 && result === 'done') {
@@ -400,9 +400,9 @@ export class Receive {
   }
 
   /** The data takes the file's name (after its backup); false when it did not. */
-  private renameIntoPlace(t: Incoming, from: string, backup: boolean): boolean {
+  private async renameIntoPlace(t: Incoming, from: string, backup: boolean): Promise<boolean> {
     const { p } = t;
-    if (backup && this.backups.make(p.dest, false) === 'failed') {
+    if (backup && (await this.backups.make(p.dest, false)) === 'failed') {
       // finish_transfer(): without its backup the old file stays; the new data is dropped.
       if (!t.oneInplace) unlinkQuiet(this.s.fs, from);
       return false;
@@ -413,16 +413,16 @@ export class Receive {
     } catch (err) {
       if (!(err instanceof SandboxError)) throw err;
       // util1.c robust_rename(): a --temp-dir on another filesystem is copied across.
-      if (err.code === 'EXDEV' && this.copiedAcross(from, p.dest)) return true;
+      if (err.code === 'EXDEV' && (await this.copiedAcross(from, p.dest))) return true;
       sendTransferError(this.s.ctx, `rsync: [receiver] rename "${printable(from)}" -> "${printable(this.s.fnameOf(p.entry))}": ${err.message}`);
       if (!t.oneInplace) unlinkQuiet(this.s.fs, from);
       return false;
     }
   }
 
-  private copiedAcross(from: string, dest: string): boolean {
+  private async copiedAcross(from: string, dest: string): Promise<boolean> {
     try {
-      this.backups.copyFile(from, dest, 'entry');
+      await this.backups.copyFile(from, dest, 'entry');
     } catch (err) {
       if (err instanceof SandboxError) return false;
       throw err;
@@ -432,7 +432,7 @@ export class Receive {
   }
 
   /** Failed verification with --partial(-dir), or a delayed update: the data goes to the partial name. */
-  private putInPartial(t: Incoming, ok: boolean, attrs: Attrs, partialPtr: string): Outcome {
+  private async putInPartial(t: Incoming, ok: boolean, attrs: Attrs, partialPtr: string): Promise<Outcome> {
     const { p } = t;
     const fs = this.s.fs;
     fs.fsetAttrs(t.outFd, attrs);
@@ -449,7 +449,7 @@ export class Receive {
     }
     if (t.oneInplace) {
       // The partial file was updated in place: the data already is at partialPtr.
-    } else if (!this.s.places.partialDir && this.backups.active(p.redo) && this.backups.make(p.dest, false) === 'failed') {
+    } else if (!this.s.places.partialDir && this.backups.active(p.redo) && (await this.backups.make(p.dest, false)) === 'failed') {
       unlinkQuiet(fs, t.tempRel!);
     } else {
       fs.rename(t.tempRel!, partialPtr, 'partial');
@@ -512,7 +512,7 @@ export class Receive {
   }
 
   /** abandon(): keep the data as a partial file (--partial / --partial-dir), or remove it. */
-  private keepOrDiscard(t: Incoming): void {
+  private async keepOrDiscard(t: Incoming): Promise<void> {
     const fs = this.s.fs;
     try {
       t.out?.flush();
@@ -527,7 +527,7 @@ export class Receive {
       fs.fsetAttrs(t.outFd, attrs);
       t.tempRel ??= this.temps.name(t.outFd, t.p.dest);
       this.closeOutput(t);
-      if (!this.s.places.partialDir && this.s.opts.backup && this.backups.make(t.p.dest, false) === 'failed') fs.unlink(t.tempRel, 'temp');
+      if (!this.s.places.partialDir && this.s.opts.backup && (await this.backups.make(t.p.dest, false)) === 'failed') fs.unlink(t.tempRel, 'temp');
       else fs.rename(t.tempRel, partialPtr, 'partial');
       t.tempRel = null;
       return;

@@ -116,10 +116,10 @@ export class TempFiles {
   }
 
   /** receiver.c handle_delayed_updates(): the partial-dir files go into place after the transfer phase. */
-  applyDelayed(backups: Backups): void {
+  async applyDelayed(backups: Backups): Promise<void> {
     this.delayed.sort((a, b) => a.entry.ndx - b.entry.ndx);
     for (const d of this.delayed.splice(0)) {
-      if (backups.active(false) && backups.make(d.dest, false) === 'failed') continue;
+      if (backups.active(false) && (await backups.make(d.dest, false)) === 'failed') continue;
       try {
         this.s.fs.rename(d.partialRel, d.dest);
       } catch (err) {
