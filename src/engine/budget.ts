@@ -16,7 +16,7 @@ export const DEFAULT_SESSION_MEMORY = 256 * 1024 * 1024;
 /**
  * Live bytes one file-list entry holds besides its name bytes, per role: the object and its
  * fields, its name string's header, its slot in the sorted array. Measured without incremental
- * recursion (bench/micro/flist-memory.ts with 50 000 to 200 000 entries, and
+ * recursion (bench/micro/flist-memory.bench.ts with 50 000 to 200 000 entries, and
  * test/unit/flist-memory.test.ts; Node 20 x64; re-measure there after changing what an entry
  * keeps): the receiver 149 bytes, the sender 206 (it also keeps where the data lives and its
  * identity); about 32 more each when a file over 2 GiB and an mtime past 2038 in the list turn

@@ -5,7 +5,7 @@
  * with its SendLists. Each returns what the session's budget was charged and the heap growth
  * after full collections while the list is still held (only numbers are returned, so one
  * measurement's list is garbage before the next starts). Needs `--expose-gc` (set here).
- * Used by test/unit/flist-memory.test.ts and bench/micro/flist-memory.ts.
+ * Used by test/unit/flist-memory.test.ts and bench/micro/flist-memory.bench.ts.
  */
 import { linkSync, mkdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ const gc = runInNewContext('gc') as () => void;
  * Memory in use after full collections (twice: weak callbacks and finalizers run in between):
  * the JS heap plus buffer contents outside it.
  */
-export async function liveHeap(): Promise<number> {
+async function liveHeap(): Promise<number> {
   gc();
   // buffers' memory is freed by a background sweep after the collection that found them dead
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -69,7 +69,7 @@ export function marginal(small: Measured, large: Measured): Measured {
 }
 
 /** The i-th of n names: dNNN/sNN/file-NNNNNN.txt, 100 files per sub-directory (24-40 chars). */
-export function memoryTestName(i: number): string {
+function memoryTestName(i: number): string {
   const sub = Math.floor(i / 100);
   const pad = 'x'.repeat(i % 17);
   return `dir-${String(Math.floor(sub / 20)).padStart(3, '0')}/sub-${String(sub % 20).padStart(2, '0')}/file-${String(i).padStart(6, '0')}${pad}.txt`;

@@ -1,7 +1,7 @@
 /**
  * Live heap bytes per file-list entry for each role, without incremental recursion (the case a
  * session's memory budget bounds; see ENTRY_BYTES in src/engine/budget.ts).
- * Run: npx tsx bench/micro/flist-memory.ts receiver|sender [entries] [protocol] [H] [o]
+ * Run: npx tsx bench/micro/flist-memory.bench.ts receiver|sender [entries] [protocol] [H] [o]
  * (H: -H, pairs of hard links; o: -o -g with id names; c: --checksum; big: one 3 GiB file with a 2103 mtime). One role and variant per process.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
