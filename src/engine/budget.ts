@@ -14,15 +14,28 @@ import type { FlistCharges } from '../protocol/flist/flist-reader.js';
 export const DEFAULT_SESSION_MEMORY = 256 * 1024 * 1024;
 
 /**
- * One file-list entry in memory besides its name: the object and its fields, its slot in the
- * arrival and sorted arrays (about 235 bytes measured for a 16-byte name; rounded up).
+ * Live bytes one file-list entry holds besides its name bytes, per role: the object and its
+ * fields, its name string's header, its slot in the sorted array. Measured without incremental
+ * recursion (bench/micro/flist-memory.bench.ts with 50 000 to 200 000 entries, and
+ * test/unit/flist-memory.test.ts; Node 20 x64; re-measure there after changing what an entry
+ * keeps): the receiver 149 bytes, the sender 206 (it also keeps where the data lives and its
+ * identity); about 32 more each when a file over 2 GiB and an mtime past 2038 in the list turn
+ * those fields into boxed doubles in every entry. Rounded up for the fields that may box too
+ * (inode, atime, crtime) and for the spread between runs (the sender's up to 261).
  */
-const ENTRY_BYTES = 256;
+const RECEIVER_ENTRY_BYTES = 208;
+const SENDER_ENTRY_BYTES = 304;
+/** -H: dev/ino or the group index, added to an entry later (measured 40 to 70). */
+const HARD_LINK_BYTES = 80;
+/** --checksum: the digest Buffer of each file (measured 150 receiving, 250 sending). */
+const CHECKSUM_BYTES = 256;
 /** An id list entry besides its name: the Map slot and the string header. */
 const ID_BYTES = 64;
 
-export function entryBytes(nameLength: number): number {
-  return ENTRY_BYTES + nameLength;
+/** What every entry of a session's lists costs besides its name, for one role and its options. */
+export function entryOverhead(role: 'sender' | 'receiver', o: { hardLinks: number; checksum: boolean }): number {
+  const base = role === 'sender' ? SENDER_ENTRY_BYTES : RECEIVER_ENTRY_BYTES;
+  return base + (o.hardLinks ? HARD_LINK_BYTES : 0) + (o.checksum ? CHECKSUM_BYTES : 0);
 }
 
 function idNameBytes(nameLength: number): number {
@@ -39,16 +52,16 @@ export function blockSumsBytes(head: SumHead): number {
 }
 
 /** What a list of entries holds (released when an incremental-recursion list is freed). */
-export function listBytes(entries: ReadonlyArray<{ name: string }>): number {
+export function listBytes(entries: ReadonlyArray<{ name: string }>, overhead: number): number {
   let n = 0;
-  for (const e of entries) n += entryBytes(e.name.length);
+  for (const e of entries) n += overhead + e.name.length;
   return n;
 }
 
 /** A file-list reader's charges against this budget. */
-export function flistCharges(budget: MemoryBudget): FlistCharges {
+export function flistCharges(budget: MemoryBudget, overhead: number): FlistCharges {
   return {
-    entry: (nameLength) => budget.charge(entryBytes(nameLength), 'the file list'),
+    entry: (nameLength) => budget.charge(overhead + nameLength, 'the file list'),
     idName: (nameLength) => budget.charge(idNameBytes(nameLength), 'the user and group lists'),
   };
 }

@@ -13,7 +13,7 @@ import { FilterSet } from '../filter-match.js';
 import { readSmallFile } from '../../sandbox/small-file.js';
 import { MAX_MERGE_FILE_BYTES } from '../filter-match.js';
 import { flistOptionsFor } from '../context.js';
-import { flistCharges, listBytes } from '../budget.js';
+import { entryOverhead, flistCharges, listBytes } from '../budget.js';
 import { dirOf, joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import type { DirFilters } from './delete.js';
@@ -44,11 +44,15 @@ export class FileLists {
   private readonly dirList: FileEntry[] = [];
   private readonly dirsWithList = new Set<number>();
   private reader!: FlistReader;
+  /** What each entry is charged to the session's budget besides its name. */
+  private readonly entryCost: number;
 
   constructor(
     private readonly s: ReceiverState,
     private readonly dirFilters: DirFilters,
-  ) {}
+  ) {
+    this.entryCost = entryOverhead('receiver', s.opts);
+  }
 
   async receiveFirst(): Promise<void> {
     const { ctx, opts, protocol } = this.s;
@@ -65,7 +69,7 @@ export class FileLists {
       });
     }
     this.reader = new FlistReader(flistOptionsFor(ctx));
-    this.reader.charges = flistCharges(ctx.budget);
+    this.reader.charges = flistCharges(ctx.budget, this.entryCost);
     // With incremental recursion the first list starts at 1; ndx_start - 1 names its parent.
     this.nextNdxStart = this.s.inc ? 1 : 0;
     await this.receive(undefined);
@@ -124,7 +128,7 @@ export class FileLists {
     // Without incremental recursion the reference keeps its one list to the end: items may
     // still be itemized in phase 2 (hard links of --delay-updates files) and echoed back.
     if (freed && this.s.inc) {
-      this.s.ctx.budget.release(listBytes(freed.entries));
+      this.s.ctx.budget.release(listBytes(freed.entries, this.entryCost));
       freed.entries = [];
     }
     else if (freed) this.retired.push(freed);

@@ -20,7 +20,7 @@ import { flistOptionsFor, type SessionContext } from '../context.js';
 import { fileChecksum, READ_CHUNK } from '../file-hash.js';
 import { physOf, type DirNode, type SEntry } from './entry.js';
 import type { SenderWalker } from './walk.js';
-import { listBytes } from '../budget.js';
+import { entryOverhead, listBytes } from '../budget.js';
 
 /** rsync's MIN_FILECNT_LOOKAHEAD: unfinished files the client should always have listed. */
 const MIN_FILECNT_LOOKAHEAD = 1000;
@@ -259,7 +259,7 @@ export class SendLists {
     const l = this.lists.shift();
     if (!l) return;
     this.activeFiles -= l.entries.length;
-    this.ctx.budget.release(listBytes(l.entries));
+    this.ctx.budget.release(listBytes(l.entries, entryOverhead('sender', this.opts)));
   }
 
   private logMemory(): void {
@@ -300,6 +300,7 @@ export class SendLists {
   private checksumOf(e: SEntry): Buffer {
     this.readBuffer ??= Buffer.allocUnsafe(READ_CHUNK * 4);
     const sum = fileChecksum(this.ctx.sandbox, physOf(e), this.ctx.fileSum, this.readBuffer, { dev: e.sdev, ino: e.sino });
-    return sum ?? Buffer.alloc(digestLength(this.ctx.fileSum.name));
+    // A digest owns its own ArrayBuffer (about 300 bytes held per entry); a copy shares a pool slab.
+    return sum ? Buffer.from(sum) : Buffer.alloc(digestLength(this.ctx.fileSum.name));
   }
 }

@@ -26,7 +26,7 @@ import { sendInfo, sendTransferError, sendWarning } from '../messages.js';
 import { joinRel } from '../relpath.js';
 import { printable } from '../../printable.js';
 import { NameType, makeEntry, physOf, zeroStat, type DirNode, type MakeFlags, type SEntry } from './entry.js';
-import { entryBytes } from '../budget.js';
+import { entryOverhead } from '../budget.js';
 import { sanitizeFilesFromName } from './files-from.js';
 import { resolveInRoot } from './resolve.js';
 import { DirQueue } from './dir-queue.js';
@@ -51,6 +51,8 @@ export class SenderWalker {
   private readonly xferDirs: boolean;
   private readonly following: boolean;
   private readonly rootIsSlash: boolean;
+  /** What each entry is charged to the session's budget besides its name. */
+  private readonly entryCost: number;
   private fsDev = -1;
   private readonly dirs = new DirQueue();
   private lastImplied: { base: string; path: string; entry: SEntry | null } | null = null;
@@ -70,6 +72,7 @@ export class SenderWalker {
     this.xferDirs = this.o.dirs || this.o.recursive || this.o.filesFrom !== undefined || this.o.listOnly;
     this.following = this.o.copyLinks || this.o.copyDirlinks || this.o.copyUnsafeLinks;
     this.rootIsSlash = /^\/+$/.test(ctx.grant.root);
+    this.entryCost = entryOverhead('sender', this.o);
   }
 
   // ---- messages --------------------------------------------------------------------------
@@ -225,7 +228,7 @@ export class SenderWalker {
       if (f && f.excluded(name, dir)) return null;
     }
     if (this.hidden(phys)) return null;
-    this.ctx.budget.charge(entryBytes(name.length), 'the file list');
+    this.ctx.budget.charge(this.entryCost + name.length, 'the file list');
     return makeEntry(this.o, this.proto, this.sandbox, name, base, phys, st, target, { ...flags, content });
   }
 
@@ -402,7 +405,7 @@ export class SenderWalker {
       return null;
     }
     const target = typeof r === 'object' ? r.target : undefined;
-    this.ctx.budget.charge(entryBytes(fn.length), 'the file list');
+    this.ctx.budget.charge(this.entryCost + fn.length, 'the file list');
     return makeEntry(this.o, this.proto, this.sandbox, fn, base, phys, st, target, { ...flags, content: !!flags.content && st.type === 'dir' });
   }
 
