@@ -198,6 +198,22 @@ t.test('plain token streams', async (t) => {
       { code: EXIT.PARTIAL, error: /maximum file size/, absent: ['dst/a', 'dst/big'] },
     ).then(() => undefined),
   );
+  await t.test('past maxFileSize nothing more is written (4 MiB sent: a 1 MiB byte quota is never reached)', (t) =>
+    runCase(
+      t,
+      { args: PUSH, grant: { limits: { allowDevices: false, allowChown: true, maxFileSize: 1000, quotaBytes: 1 << 20 } } },
+      async (c) => {
+        c.sendWholeList([dirEntry('.'), fileEntry('big', 500)]);
+        await c.serveRequests(undefined, {
+          reply: (req) => {
+            c.replyLiteral(req, Buffer.alloc(4 << 20, 'x'));
+            return true;
+          },
+        });
+      },
+      { code: EXIT.PARTIAL, error: /maximum file size/, noLeak: /quota/, absent: ['dst/big'] },
+    ).then(() => undefined),
+  );
 });
 
 t.test('compressed token streams', async (t) => {

@@ -316,7 +316,7 @@ export class Receive {
       if (tok.kind === 'literal') {
         t.literal += tok.data.length;
         hasher.update(tok.data);
-        out?.write(tok.data);
+        if (!t.failed) out?.write(tok.data);
         t.gotLiteral = true;
       } else {
         const len = tok.index === head.count - 1 && head.remainder ? head.remainder : head.blength;
@@ -332,7 +332,7 @@ export class Receive {
         }
         hasher.update(data);
         this.decoder.matched(data);
-        out?.write(data);
+        if (!t.failed) out?.write(data);
       }
       if (out && maxSize !== undefined && out.length > maxSize) t.failed ??= `exceeds the maximum file size (${maxSize} bytes)`;
       if (out && out.length > e.size + (64 << 20) && !t.failed) {
