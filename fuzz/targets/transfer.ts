@@ -3,7 +3,7 @@
  * token streams with each compressor (what a pusher's sender sends).
  */
 import { readFileSync } from 'node:fs';
-import { readBlockSums, readSumHead, validateSumHead, writeBlockSums, writeSumHead } from '../../src/protocol/sumhead.js';
+import { readBlockSums, readSumHead, validateSumHead, writeBlockSumBatch, writeSumHead } from '../../src/protocol/sumhead.js';
 import { createTokenDecoder, type CompressName } from '../../src/protocol/token.js';
 import { clientStream, encodeSession, headCandidates, prng, text, type Op } from '../../test/unit/token-helpers.js';
 import { collectingWriter } from '../../test/unit/flist-support.js';
@@ -27,7 +27,7 @@ export const sumhead: Target = {
         const { w, bytes } = collectingWriter(protocolOf(proto));
         const head = { count, blength, s2length, remainder };
         writeSumHead(w, head);
-        writeBlockSums(w, { head, sum1: Uint32Array.from({ length: count }, (_, i) => i * 0x01010101), sum2: prng(count * s2length, count) });
+        writeBlockSumBatch(w, Uint32Array.from({ length: count }, (_, i) => i * 0x01010101), prng(count * s2length, count), s2length);
         out.push(Buffer.concat([Buffer.of(proto, 0), bytes()]));
       }
     }

@@ -193,7 +193,3 @@ export function writeBlockSumBatch(w: ProtocolWriter, sum1: Uint32Array, sum2: B
     w.bytes(sum2.subarray(j * s2length, j * s2length + s2length));
   }
 }
-
-export function writeBlockSums(w: ProtocolWriter, sums: BlockSums): void {
-  writeBlockSumBatch(w, sums.sum1.subarray(0, sums.head.count), sums.sum2, sums.head.s2length);
-}

@@ -8,7 +8,7 @@ import {
   readBlockSums,
   readSumHead,
   validateSumHead,
-  writeBlockSums,
+  writeBlockSumBatch,
   writeSumHead,
   type BlockSums,
   type SumHead,
@@ -101,7 +101,7 @@ t.test('sum head and block sums round-trip (protocol 27+ layout)', async (t) => 
   const sums: BlockSums = { head, sum1, sum2 };
   const { w, bytes } = collector(30);
   writeSumHead(w, head);
-  writeBlockSums(w, sums);
+  writeBlockSumBatch(w, sums.sum1, sums.sum2, head.s2length);
   const wire = bytes();
   t.equal(wire.length, 16 + head.count * 7);
   t.same(wire.subarray(0, 16), Buffer.from('88130000bc020000030000006400000000', 'hex').subarray(0, 16));
@@ -132,7 +132,7 @@ t.test('the captured delta32push sum head reads back', async (t) => {
   t.same(sums.sum2.subarray(8, 10), Buffer.from('8524', 'hex'));
   const { w, bytes } = collector(32);
   writeSumHead(w, head);
-  writeBlockSums(w, sums);
+  writeBlockSumBatch(w, sums.sum1, sums.sum2, head.s2length);
   t.same(bytes(), wire);
 });
 
